@@ -1,0 +1,1 @@
+"""Light backends: one protocol (`base.LightsBackend`), one module per kind."""
