@@ -1,0 +1,308 @@
+"""Scenes and routines: the models, and loading them from YAML folders.
+
+A folder holds any number of `*.yaml` files; each may define `scenes:` and `routines:`
+(mappings from a name to its definition). Folders are read in order and a later folder
+overrides a name from an earlier one, so a user's folder can replace a built-in scene.
+Loading checks everything and reports every problem at once, each naming the file, the
+field and what is wrong, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError, NotFound
+from .lights.base import LightTarget
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
+
+
+def builtin_scenes_dir() -> Path:
+    """Return the scenes shipped with ambiance (in a wheel, or at the top of the repo)."""
+    packaged = Path(__file__).parent / "builtin_scenes"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "scenes"
+
+
+def parse_duration(value: Any) -> float | None:
+    """Parse `300`, `"5m"`, `"1m30s"`, `"90s"` or `"1h"` to seconds; None or "untimed" is untimed."""
+    if value is None or value == "untimed":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a text like '5m' or '90s'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value)
+        if not value.strip() or not match or not any(match.groups()):
+            raise ValueError(f"{value!r} is not a duration: write seconds, or e.g. '5m', '1m30s'")
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    else:
+        raise ValueError("a duration is a number of seconds or a text like '5m' or '90s'")
+    if seconds <= 0 or seconds > 24 * 3600:
+        raise ValueError("a duration must be more than 0 seconds and at most 24 hours")
+    return seconds
+
+
+def _on_off(value: Any) -> Any:
+    # YAML 1.1 reads a bare `off` as False already; accept the quoted words too.
+    if isinstance(value, str) and value.lower() in ("on", "off"):
+        return value.lower() == "on"
+    return value
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors: a typo ("brightnes") must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LightsSpec(_Model):
+    """How the room's lights should look: one setting for all of them."""
+
+    on: bool = True
+    kelvin: int | None = Field(
+        default=None, ge=1500, le=6500, description="Colour temperature; 2200 K is candle-warm."
+    )
+    brightness: float = Field(default=100, ge=0, le=100, description="Percent; 0 switches off.")
+    transition: float = Field(default=2, ge=0, le=6553.5, description="Fade time in seconds.")
+
+    def target(self) -> LightTarget:
+        on = self.on and self.brightness > 0
+        return LightTarget(
+            on=on, brightness=self.brightness, kelvin=self.kelvin, transition=self.transition
+        )
+
+
+class MusicSpec(_Model):
+    """What should play (acted on by the music backends)."""
+
+    playlist: str | None = None
+    tracks: list[str] = Field(default_factory=list)
+    volume: float = Field(default=30, ge=0, le=100, description="Percent.")
+    fade: float = Field(default=3, ge=0, le=120, description="Seconds to fade the volume.")
+    crossfade: float = Field(default=0, ge=0, le=60, description="Seconds between tracks.")
+    stop: bool = False
+
+    @model_validator(mode="after")
+    def _something_to_play(self) -> MusicSpec:
+        if not self.stop and not self.playlist and not self.tracks:
+            raise ValueError("music needs a playlist, a list of tracks, or `stop: true`")
+        return self
+
+
+class Scene(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    title: str = ""
+    description: str = ""
+    lights: LightsSpec
+    music: MusicSpec | None = None
+    dnd: bool | None = Field(default=None, description="Phones on do-not-disturb.")
+    distractions: Annotated[bool | None, BeforeValidator(_on_off)] = Field(
+        default=None, description="`off` switches the room's distractions off."
+    )
+
+
+class Guidance(_Model):
+    """Plain words for a beginner: what the technique is, how, and when to ask."""
+
+    summary: str = Field(min_length=1)
+    steps: list[str] = Field(default_factory=list)
+    pressure: str | None = None
+    caution: str | None = None
+
+
+class Stage(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    title: str = ""
+    scene: str
+    duration: Annotated[float | None, BeforeValidator(parse_duration)] = Field(
+        description="Seconds, or a text like '5m'; null means untimed (waits for the giver)."
+    )
+    guidance: Guidance
+
+    @property
+    def timed(self) -> bool:
+        return self.duration is not None
+
+
+class Routine(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    title: str = ""
+    description: str = ""
+    restore_transition: float = Field(
+        default=10, ge=0, le=600, description="Seconds to fade the room back at the end."
+    )
+    stages: list[Stage] = Field(min_length=1)
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stage_names(cls, stages: list[Stage]) -> list[Stage]:
+        seen: set[str] = set()
+        for stage in stages:
+            if stage.name in seen:
+                raise ValueError(f"stage name {stage.name!r} is used twice")
+            seen.add(stage.name)
+        return stages
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise NotFound("stage", name, known=[s.name for s in self.stages])
+
+    @property
+    def total_duration(self) -> float:
+        return sum(s.duration or 0 for s in self.stages)
+
+
+@dataclass
+class Library:
+    """Every scene and routine that was loaded, by name."""
+
+    scenes: dict[str, Scene] = field(default_factory=dict)
+    routines: dict[str, Routine] = field(default_factory=dict)
+    sources: dict[str, Path] = field(default_factory=dict)  # "scene:x" -> file it came from
+
+    def scene(self, name: str) -> Scene:
+        try:
+            return self.scenes[name]
+        except KeyError:
+            raise NotFound("scene", name, known=list(self.scenes)) from None
+
+    def routine(self, name: str) -> Routine:
+        try:
+            return self.routines[name]
+        except KeyError:
+            raise NotFound("routine", name, known=list(self.routines)) from None
+
+
+def _where(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _describe(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field (check its spelling)"
+    if error["type"] == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    # pydantic prefixes messages of custom validators; the user needs only the sentence.
+    return message.removeprefix("Value error, ")
+
+
+def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: cannot read the file: {exc}")
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.append(f"{path}: not valid YAML{where}: {reason}")
+        return None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path}: the file must be a mapping with `scenes:` and/or `routines:`")
+        return None
+    unknown = sorted(str(k) for k in data if k not in ("scenes", "routines"))
+    if unknown:
+        problems.append(
+            f"{path}: {', '.join(unknown)}: unknown top-level key (expected `scenes` or `routines`)"
+        )
+    return data
+
+
+def _validate(
+    model: type[_Model], kind: str, name: Any, body: Any, path: Path, problems: list[str]
+) -> Any:
+    where = f"{kind}s.{name}"
+    if not isinstance(body, dict):
+        problems.append(f"{path}: {where}: must be a mapping of fields")
+        return None
+    try:
+        return model.model_validate({**body, "name": name})
+    except ValidationError as exc:
+        for error in exc.errors():
+            field_path = _where([kind + "s", str(name), *error["loc"]])
+            problems.append(f"{path}: {field_path}: {_describe(error)}")
+        return None
+
+
+def load_library(folders: Iterable[Path]) -> Library:
+    """Load every YAML file of `folders` (later folders override); raise ConfigError."""
+    library = Library()
+    problems: list[str] = []
+    for folder in folders:
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            problems.append(f"{folder}: scenes folder does not exist")
+            continue
+        defined_here: dict[str, Path] = {}
+        for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+            data = _read_yaml(path, problems)
+            if data is None:
+                continue
+            for kind, model in (("scene", Scene), ("routine", Routine)):
+                section = data.get(kind + "s") or {}
+                if not isinstance(section, dict):
+                    problems.append(f"{path}: {kind}s: must be a mapping from a name to a {kind}")
+                    continue
+                for name, body in section.items():
+                    key = f"{kind}:{name}"
+                    if key in defined_here:
+                        problems.append(
+                            f"{path}: {kind}s.{name}: already defined in {defined_here[key]}"
+                        )
+                        continue
+                    item = _validate(model, kind, name, body, path, problems)
+                    if item is None:
+                        continue
+                    defined_here[key] = path
+                    if key in library.sources:
+                        log.info("%s %r from %s overrides %s", kind, name, path, library.sources[key])
+                    getattr(library, kind + "s")[name] = item
+                    library.sources[key] = path
+    # Cross-references: every stage's scene must exist once everything is loaded.
+    for routine in library.routines.values():
+        for index, stage in enumerate(routine.stages):
+            if stage.scene not in library.scenes:
+                path = library.sources[f"routine:{routine.name}"]
+                problems.append(
+                    f"{path}: routines.{routine.name}.stages[{index}].scene: "
+                    f"unknown scene {stage.scene!r}"
+                )
+    if problems:
+        raise ConfigError(problems)
+    return library
