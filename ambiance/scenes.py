@@ -33,7 +33,8 @@ from .lights.base import LightTarget
 log = logging.getLogger(__name__)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_DURATION = re.compile(rf"^\s*(?:{_NUMBER}\s*h)?\s*(?:{_NUMBER}\s*m)?\s*(?:{_NUMBER}\s*s)?\s*$")
 
 
 def builtin_scenes_dir() -> Path:
@@ -45,7 +46,7 @@ def builtin_scenes_dir() -> Path:
 
 
 def parse_duration(value: Any) -> float | None:
-    """Parse `300`, `"5m"`, `"1m30s"`, `"90s"` or `"1h"` to seconds; None or "untimed" is untimed."""
+    """Parse `300`, `"5m"`, `"1m30s"` or `"1h"` to seconds; None or "untimed" is untimed."""
     if value is None or value == "untimed":
         return None
     if isinstance(value, bool):
@@ -291,7 +292,9 @@ def load_library(folders: Iterable[Path]) -> Library:
                         continue
                     defined_here[key] = path
                     if key in library.sources:
-                        log.info("%s %r from %s overrides %s", kind, name, path, library.sources[key])
+                        log.info(
+                            "%s %r from %s overrides %s", kind, name, path, library.sources[key]
+                        )
                     getattr(library, kind + "s")[name] = item
                     library.sources[key] = path
     # Cross-references: every stage's scene must exist once everything is loaded.

@@ -1,0 +1,178 @@
+"""`ambiance serve | check | pair`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import Settings, load_settings
+from .errors import AmbianceError, ConfigError
+from .scenes import Library, builtin_scenes_dir, load_library
+from .service import __version__, check_rooms
+
+log = logging.getLogger("ambiance")
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return load_settings(
+        getattr(args, "config", None), data_dir=getattr(args, "data_dir", None), **overrides
+    )
+
+
+def _library(settings: Settings, extra: list[Path] | None = None) -> Library:
+    return load_library([builtin_scenes_dir(), *settings.scenes, *(extra or [])])
+
+
+def _fail(exc: AmbianceError) -> int:
+    problems = exc.problems if isinstance(exc, ConfigError) else [exc.message]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1
+
+
+# --- serve ------------------------------------------------------------------------------
+
+
+def _urls(host: str, port: int) -> tuple[str, str | None]:
+    """Return the URL to open here, and one for a phone on the LAN if we listen there."""
+    if host in ("0.0.0.0", "::", ""):
+        return f"http://127.0.0.1:{port}/", f"http://{socket.gethostname()}:{port}/"
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/", None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    from .service import Ambiance
+
+    settings = _settings(args, host=args.host, port=args.port, log_level=args.log_level)
+    library = _library(settings)  # fail here, with the file and field, before binding
+    check_rooms(settings, library)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    core = Ambiance(settings, library=library)
+    app = create_app(core, manage_core=True)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                port = self.servers[0].sockets[0].getsockname()[1] if self.servers else args.port
+                here, lan = _urls(settings.host, port)
+                print(f"ambiance {__version__} is running: open {here}", flush=True)
+                if lan:
+                    print(f"  from a phone on this network: {lan}", flush=True)
+                print(f"  API and its docs: {here}docs", flush=True)
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )
+    Server(config).run()
+    return 0
+
+
+# --- check ------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    library = _library(settings, args.scenes)
+    check_rooms(settings, library)
+    print(
+        f"ok: {len(settings.rooms)} room(s), {len(library.scenes)} scene(s), "
+        f"{len(library.routines)} routine(s)"
+    )
+    return 0
+
+
+# --- pair -------------------------------------------------------------------------------
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    from .lights.hue import HueCredentials, pair
+
+    settings = _settings(args)
+    print(f"Pairing with the Hue bridge at {args.bridge}.")
+    print("Press the round link button on top of the bridge now.")
+
+    def waiting(seconds_left: float) -> None:
+        print(f"  waiting for the link button... ({seconds_left:.0f} s left)", flush=True)
+
+    username = asyncio.run(pair(args.bridge, timeout=args.timeout, on_wait=waiting))
+    store = HueCredentials(settings.data_dir)
+    store.save(args.bridge, username)
+    print(f"Paired. The bridge's credentials are stored in {store.path}.")
+    print(
+        "Use it in your config:\n"
+        f"  rooms:\n    bedroom:\n      lights: {{backend: hue, bridge: {args.bridge}, "
+        "group: Bedroom}"
+    )
+    return 0
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ambiance", description="Turn a room into a spa for a massage at home."
+    )
+    parser.add_argument("--version", action="version", version=f"ambiance {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="YAML config file (or $AMBIANCE_CONFIG)")
+        p.add_argument("--data-dir", type=Path, help="where ambiance keeps its data")
+
+    serve = sub.add_parser("serve", help="run the service")
+    common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8321; 0: any free)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check", help="validate the config, scenes and routines")
+    common(check)
+    check.add_argument(
+        "--scenes",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also check this folder of scenes and routines (repeatable)",
+    )
+    check.set_defaults(func=cmd_check)
+
+    pair = sub.add_parser("pair", help="pair with a Philips Hue bridge (press its link button)")
+    common(pair)
+    pair.add_argument("--bridge", required=True, metavar="HOST[:PORT]")
+    pair.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    pair.set_defaults(func=cmd_pair)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except AmbianceError as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

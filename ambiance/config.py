@@ -1,0 +1,210 @@
+"""Settings: one YAML file (rooms and their devices) plus environment variables.
+
+Precedence, highest first: values given by the caller (the CLI's flags), environment
+variables (`AMBIANCE_PORT`, `AMBIANCE_ROOMS__BEDROOM__LIGHTS__BRIDGE`, ...), the YAML
+file, then the defaults. The defaults alone make a working service: one room,
+`bedroom`, with four virtual lights.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from .errors import ConfigError
+
+ROOM_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+CONFIG_ENV = "AMBIANCE_CONFIG"
+DEFAULT_PORT = 8321
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "ambiance"
+
+
+def _check_room_name(name: str) -> str:
+    if not re.match(ROOM_NAME, name):
+        raise ValueError(f"room name {name!r} must be lower-case letters, digits, '-' or '_'")
+    return name
+
+
+RoomName = Annotated[str, AfterValidator(_check_room_name)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VirtualLightConfig(_Model):
+    name: str = Field(min_length=1, max_length=64)
+    kelvin_min: int = Field(default=2000, ge=1000, le=10000)
+    kelvin_max: int = Field(default=6500, ge=1000, le=10000)
+
+
+class VirtualLightsConfig(_Model):
+    backend: Literal["virtual"] = "virtual"
+    lights: list[VirtualLightConfig] = Field(
+        default_factory=lambda: [
+            VirtualLightConfig(name=n)
+            for n in ("ceiling", "bedside left", "bedside right", "floor lamp")
+        ],
+        min_length=1,
+    )
+
+    @field_validator("lights", mode="before")
+    @classmethod
+    def _names_are_enough(cls, value: Any) -> Any:
+        # `lights: [ceiling, lamp]` is the short form of `[{name: ceiling}, {name: lamp}]`.
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+class HueLightsConfig(_Model):
+    backend: Literal["hue"]
+    bridge: str = Field(min_length=1, description="The bridge's host or host:port.")
+    group: str = Field(min_length=1, description="The Hue group (room) name or id.")
+    username: SecretStr | None = Field(
+        default=None, description="Left out: the one `ambiance pair` stored in the data dir."
+    )
+    timeout: float = Field(default=5.0, gt=0, le=60)
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+LightsConfig = Annotated[VirtualLightsConfig | HueLightsConfig, Field(discriminator="backend")]
+
+
+class RoomConfig(_Model):
+    title: str = ""
+    routine: str = Field(default="classic", description="The routine spa mode runs by default.")
+    lights: LightsConfig = Field(default_factory=VirtualLightsConfig)
+
+
+class DevicesConfig(_Model):
+    """How hard to try a device that does not answer."""
+
+    retry_initial: float = Field(default=0.25, gt=0, le=60)
+    retry_max: float = Field(default=2.0, gt=0, le=600)
+    poll_interval: float = Field(default=30.0, gt=0, le=3600)
+
+
+def _default_rooms() -> dict[str, RoomConfig]:
+    return {"bedroom": RoomConfig(title="Bedroom")}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AMBIANCE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    scenes: list[Path] = Field(
+        default_factory=list, description="Folders of your own scenes and routines."
+    )
+    rooms: dict[RoomName, RoomConfig] = Field(default_factory=_default_rooms, min_length=1)
+    devices: DevicesConfig = Field(default_factory=DevicesConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+_yaml_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "yaml", default=None
+)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The parsed config file, handed over by `load_settings` through a context variable."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_yaml_data.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_data.get() or {})
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        # pydantic puts the union's tag in the path (lights.hue.bridge); people wrote lights.bridge.
+        if parts and parts[-1] == "lights" and part in ("virtual", "hue"):
+            continue
+        if part == "[key]":
+            continue
+        parts.append(str(part))
+    return ".".join(parts) or "(top level)"
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """Return the config file to read: the one given, $AMBIANCE_CONFIG, or none."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the config file (if any) and the environment; raise ConfigError naming each field."""
+    path = config_path(config_file)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read the config file: {exc.strerror}"]) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            reason = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError([f"{path}: not valid YAML{where}: {reason}"]) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"{path}: the config file must be a mapping (rooms:, port:, ...)"])
+        data = loaded
+    token = _yaml_data.set(data)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        source = str(path) if path is not None else "settings"
+        problems = []
+        for error in exc.errors():
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown field (check its spelling)"
+            problems.append(f"{source}: {_where(error['loc'])}: {message}")
+        raise ConfigError(problems) from None
+    finally:
+        _yaml_data.reset(token)

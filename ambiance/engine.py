@@ -1,0 +1,266 @@
+"""The session state machine: which stage it is, and until when.
+
+Pure: no I/O, no asyncio. Time comes from an injected clock, and every command returns
+the events it caused. Deadlines are wall-clock epoch seconds, so a stored session can be
+picked up again after a restart and catch up on the stages it missed.
+
+Commands by state (anything else raises Conflict):
+
+    running  pause, next, previous, goto, set_stage, extend (timed stage), stop, tick
+    paused   resume, next, previous, goto, set_stage, extend (timed stage), stop, tick
+    ended    nothing: the session is over
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from .clock import Clock
+from .errors import Conflict, InvalidInput, NotFound
+from .scenes import Routine, Stage
+
+MAX_EXTEND = 3600.0
+
+
+class Status(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+
+
+class Reason(StrEnum):
+    """Why the stage changed or the session ended."""
+
+    START = "start"
+    TIMER = "timer"
+    NEXT = "next"
+    PREVIOUS = "previous"
+    GOTO = "goto"
+    SET = "set"  # another app set the stage explicitly
+    STOP = "stop"
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # session.started, stage.changed, session.paused, ... session.ended
+    session_id: str
+    at: float
+    stage: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Session:
+    """One massage session in one room, walking the stages of a routine."""
+
+    routine: Routine
+    clock: Clock
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    profile: str | None = None
+    status: Status = Status.RUNNING
+    index: int = 0
+    started_at: float = 0.0
+    stage_started_at: float = 0.0
+    deadline: float | None = None  # wall clock; None while paused or in an untimed stage
+    paused_remaining: float | None = None  # seconds left in the stage when paused
+    ended_at: float | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> list[Event]:
+        """Begin at the first stage."""
+        now = self.clock.now()
+        self.started_at = now
+        events = [self._event("session.started", now, routine=self.routine.name)]
+        events += self._enter(0, now, Reason.START)
+        return events
+
+    @property
+    def ended(self) -> bool:
+        return self.status in (Status.FINISHED, Status.STOPPED)
+
+    @property
+    def stage(self) -> Stage:
+        return self.routine.stages[self.index]
+
+    def next_deadline(self) -> float | None:
+        """Return when `tick()` next has something to do, if ever."""
+        return self.deadline if self.status is Status.RUNNING else None
+
+    # --- commands -------------------------------------------------------------------
+
+    def pause(self) -> list[Event]:
+        self._require(Status.RUNNING, "pause", "it is paused already")
+        now = self.clock.now()
+        self.paused_remaining = None if self.deadline is None else max(0.0, self.deadline - now)
+        self.deadline = None
+        self.status = Status.PAUSED
+        return [self._event("session.paused", now, remaining=self.paused_remaining)]
+
+    def resume(self) -> list[Event]:
+        self._require(Status.PAUSED, "resume", "it is not paused")
+        now = self.clock.now()
+        self.status = Status.RUNNING
+        if self.paused_remaining is not None:
+            self.deadline = now + self.paused_remaining
+        self.paused_remaining = None
+        return [self._event("session.resumed", now, remaining=self.stage_remaining(now))]
+
+    def next(self) -> list[Event]:
+        """Go to the next stage; after the last one the session finishes."""
+        self._require_live("next")
+        now = self.clock.now()
+        if self.index + 1 >= len(self.routine.stages):
+            return self._end(now, Status.FINISHED, Reason.NEXT)
+        return self._enter(self.index + 1, now, Reason.NEXT)
+
+    def previous(self) -> list[Event]:
+        """Go back a stage; in the first stage, start it again."""
+        self._require_live("previous")
+        return self._enter(max(0, self.index - 1), self.clock.now(), Reason.PREVIOUS)
+
+    def goto(self, stage: str) -> list[Event]:
+        self._require_live("go to a stage")
+        index = self._index_of(stage)
+        return self._enter(index, self.clock.now(), Reason.GOTO)
+
+    def set_stage(self, stage: str, remaining: float | None = None) -> list[Event]:
+        """Follow another app's lead: it is now `stage`, with `remaining` seconds left."""
+        self._require_live("set the stage")
+        if remaining is not None and not 0 < remaining <= 24 * 3600:
+            raise InvalidInput("remaining must be more than 0 seconds and at most 24 hours")
+        index = self._index_of(stage)
+        return self._enter(index, self.clock.now(), Reason.SET, remaining=remaining)
+
+    def extend(self, seconds: float) -> list[Event]:
+        """Give the current stage `seconds` more."""
+        self._require_live("extend the stage")
+        if not 0 < seconds <= MAX_EXTEND:
+            raise InvalidInput(f"extend by more than 0 and at most {MAX_EXTEND:.0f} seconds")
+        now = self.clock.now()
+        if self.deadline is not None:
+            self.deadline += seconds
+        elif self.paused_remaining is not None:
+            self.paused_remaining += seconds
+        else:
+            raise Conflict(
+                f"stage {self.stage.name!r} is untimed: it waits for you; say next when ready"
+            )
+        return [self._event("stage.extended", now, by=seconds, remaining=self.stage_remaining(now))]
+
+    def stop(self) -> list[Event]:
+        """End the session early."""
+        self._require_live("stop")
+        return self._end(self.clock.now(), Status.STOPPED, Reason.STOP)
+
+    def tick(self) -> list[Event]:
+        """Move past every deadline that has passed (several, after a long gap)."""
+        events: list[Event] = []
+        now = self.clock.now()
+        while self.status is Status.RUNNING and self.deadline is not None and now >= self.deadline:
+            # The next stage began at the deadline, not now: after a gap the time left
+            # is still right, and stages that ran out meanwhile are passed over.
+            at = self.deadline
+            if self.index + 1 >= len(self.routine.stages):
+                events += self._end(at, Status.FINISHED, Reason.TIMER)
+            else:
+                events += self._enter(self.index + 1, at, Reason.TIMER)
+        return events
+
+    # --- views ----------------------------------------------------------------------
+
+    def stage_remaining(self, now: float) -> float | None:
+        """Return seconds left in the stage; None when it is untimed or the session ended."""
+        if self.ended:
+            return None
+        if self.status is Status.PAUSED:
+            return self.paused_remaining
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - now)
+
+    def total_remaining(self, now: float) -> float | None:
+        """Return seconds left overall, counting untimed stages as zero."""
+        if self.ended:
+            return None
+        later = sum(s.duration or 0 for s in self.routine.stages[self.index + 1 :])
+        return (self.stage_remaining(now) or 0) + later
+
+    def view(self) -> dict[str, Any]:
+        now = self.clock.now()
+        stage = self.stage
+        return {
+            "id": self.id,
+            "routine": self.routine.name,
+            "profile": self.profile,
+            "status": self.status.value,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "stage": {
+                "index": self.index,
+                "name": stage.name,
+                "title": stage.title or stage.name,
+                "scene": stage.scene,
+                "timed": stage.timed,
+                "duration": stage.duration,
+                "started_at": self.stage_started_at,
+                "remaining": self.stage_remaining(now),
+                "guidance": stage.guidance.model_dump(),
+            },
+            "total_remaining": self.total_remaining(now),
+            "stages": [s.name for s in self.routine.stages],
+        }
+
+    # --- internals ------------------------------------------------------------------
+
+    def _enter(
+        self, index: int, at: float, reason: Reason, remaining: float | None = None
+    ) -> list[Event]:
+        previous = None if reason is Reason.START else self.stage.name
+        self.index = index
+        self.stage_started_at = at
+        duration = remaining if remaining is not None else self.stage.duration
+        if self.status is Status.PAUSED:
+            self.paused_remaining = duration
+            self.deadline = None
+        else:
+            self.deadline = None if duration is None else at + duration
+        return [
+            self._event(
+                "stage.changed",
+                at,
+                previous=previous,
+                reason=reason.value,
+                scene=self.stage.scene,
+                remaining=duration,
+            )
+        ]
+
+    def _end(self, at: float, status: Status, reason: Reason) -> list[Event]:
+        self.status = status
+        self.ended_at = at
+        self.deadline = None
+        self.paused_remaining = None
+        return [self._event("session.ended", at, outcome=status.value, reason=reason.value)]
+
+    def _event(self, kind: str, at: float, **data: Any) -> Event:
+        return Event(kind=kind, session_id=self.id, at=at, stage=self.stage.name, data=data)
+
+    def _index_of(self, name: str) -> int:
+        for index, stage in enumerate(self.routine.stages):
+            if stage.name == name:
+                return index
+        raise NotFound("stage", name, known=[s.name for s in self.routine.stages])
+
+    def _require_live(self, action: str) -> None:
+        if self.ended:
+            raise Conflict(f"cannot {action}: the session has {self.status.value}")
+
+    def _require(self, status: Status, action: str, otherwise: str) -> None:
+        self._require_live(action)
+        if self.status is not status:
+            raise Conflict(f"cannot {action}: {otherwise}")

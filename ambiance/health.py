@@ -1,0 +1,52 @@
+"""Device availability: a flag that logs once when a device fails and once when it recovers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .clock import Clock
+from .events import Event, EventBus
+
+log = logging.getLogger("ambiance.health")
+
+
+class Availability:
+    def __init__(self, room: str, device: str, kind: str, bus: EventBus, clock: Clock) -> None:
+        self.room = room
+        self.device = device
+        self.kind = kind
+        self.bus = bus
+        self.clock = clock
+        self.available = True
+        self.error: str | None = None
+        self.since: float | None = None
+
+    def ok(self) -> None:
+        if self.available:
+            return
+        log.info("%s: %s (%s) is back", self.room, self.device, self.kind)
+        self._set(True, None)
+
+    def failed(self, exc: BaseException) -> None:
+        message = str(exc) or type(exc).__name__
+        if not self.available:
+            self.error = message  # keep the latest reason, without logging again
+            return
+        log.warning("%s: %s (%s) is unavailable: %s", self.room, self.device, self.kind, message)
+        self._set(False, message)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "kind": self.kind,
+            "available": self.available,
+            "error": self.error,
+            "since": self.since,
+        }
+
+    def _set(self, available: bool, error: str | None) -> None:
+        self.available = available
+        self.error = error
+        self.since = self.clock.now()
+        self.bus.publish(Event("device.health", self.room, self.since, self.view()))

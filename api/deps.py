@@ -1,0 +1,40 @@
+"""Dependencies for the routes, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from ambiance.room import Room
+from ambiance.scenes import Library
+from ambiance.service import Ambiance
+
+
+def get_core(request: Request) -> Ambiance:
+    core: Ambiance = request.app.state.core
+    return core
+
+
+CoreDep = Annotated[Ambiance, Depends(get_core)]
+
+
+def get_room(
+    core: CoreDep,
+    room: Annotated[
+        str, Path(description="The room's name from the config.", examples=["bedroom"])
+    ],
+) -> Room:
+    return core.room(room)  # NotFound -> 404 naming the room
+
+
+RoomDep = Annotated[Room, Depends(get_room)]
+
+
+def get_library(core: CoreDep) -> Library:
+    if core.library is None:  # only before start(); the app starts the core first
+        raise RuntimeError("scenes are not loaded yet")
+    return core.library
+
+
+LibraryDep = Annotated[Library, Depends(get_library)]

@@ -1,0 +1,80 @@
+"""The one place where errors become HTTP responses, all in one body shape:
+
+{"error": {"code": "room_not_found", "message": "no room named 'kitchen' ...", "detail": ...}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ambiance.errors import (
+    AmbianceError,
+    ConfigError,
+    Conflict,
+    DeviceError,
+    DeviceUnavailable,
+    InvalidInput,
+    NotFound,
+)
+
+# Most specific first.
+STATUS: list[tuple[type[AmbianceError], int]] = [
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (ConfigError, 422),
+    (DeviceUnavailable, 503),
+    (DeviceError, 502),
+]
+
+
+def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "detail": detail}}
+
+
+def _status_of(exc: AmbianceError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+async def _ambiance_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AmbianceError)
+    return JSONResponse(
+        error_body(exc.code, exc.message, jsonable_encoder(exc.detail)), _status_of(exc)
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {
+            "field": ".".join(str(p) for p in error["loc"]),
+            "message": str(error["msg"]).removeprefix("Value error, "),
+        }
+        for error in exc.errors()
+    ]
+    message = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
+    return JSONResponse(error_body("invalid_request", message, problems), 422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    return JSONResponse(error_body(code, message), exc.status_code, headers=exc.headers)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(AmbianceError, _ambiance_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

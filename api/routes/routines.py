@@ -1,0 +1,22 @@
+"""Routines: what exists (read-only; they come from YAML folders)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ambiance.scenes import Routine
+
+from ..deps import LibraryDep
+from ..schemas import ERRORS
+
+router = APIRouter(prefix="/routines", tags=["routines"], responses={404: ERRORS[404]})
+
+
+@router.get("", response_model=list[Routine], summary="List the routines")
+async def list_routines(library: LibraryDep) -> list[Routine]:
+    return sorted(library.routines.values(), key=lambda r: r.name)
+
+
+@router.get("/{name}", response_model=Routine, summary="Show a routine and its stages")
+async def get_routine(library: LibraryDep, name: str) -> Routine:
+    return library.routine(name)
