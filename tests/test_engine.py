@@ -124,7 +124,10 @@ def test_running_next_previous_goto() -> None:
     events = session.previous()
     assert session.stage.name == "b"
     assert events[0].data == {
-        "previous": "c", "reason": "previous", "scene": "dark", "remaining": 120
+        "previous": "c",
+        "reason": "previous",
+        "scene": "dark",
+        "remaining": 120,
     }
 
 
