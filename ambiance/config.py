@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,6 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from . import yamlfile
 from .errors import ConfigError
 
 ROOM_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     )
 
     host: str = "127.0.0.1"
-    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="0: any free port.")
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     scenes: list[Path] = Field(
@@ -167,28 +167,28 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def config_path(explicit: Path | None = None) -> Path | None:
-    """Return the config file to read: the one given, $AMBIANCE_CONFIG, or none."""
+def config_path(explicit: Path | None = None, data_dir: Path | None = None) -> Path | None:
+    """Return the config file to read: the one given, $AMBIANCE_CONFIG, or the data
+    directory's config.yaml when there is one; None means the embedded default."""
     if explicit is not None:
         return explicit
     env = os.environ.get(CONFIG_ENV)
-    return Path(env) if env else None
+    if env:
+        return Path(env)
+    folder = data_dir or Path(os.environ.get("AMBIANCE_DATA_DIR") or default_data_dir())
+    candidate = folder / "config.yaml"
+    return candidate if candidate.is_file() else None
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Read the config file (if any) and the environment; raise ConfigError naming each field."""
-    path = config_path(config_file)
+    path = config_path(config_file, overrides.get("data_dir"))
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read the config file: {exc.strerror}"]) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            reason = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError([f"{path}: not valid YAML{where}: {reason}"]) from None
+            loaded = yamlfile.load(path)
+        except yamlfile.YamlError as exc:
+            raise ConfigError([str(exc)]) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -10,13 +10,13 @@ field and what is wrong, never a traceback.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import yamlfile
 from .errors import ConfigError, NotFound
 from .lights.base import LightTarget
 
@@ -51,8 +52,13 @@ def parse_duration(value: Any) -> float | None:
         return None
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a text like '5m' or '90s'")
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value):
+        value = float(value)  # "90" means seconds, as 90 does
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise ValueError("a duration must be at most 24 hours") from None
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not value.strip() or not match or not any(match.groups()):
@@ -61,7 +67,7 @@ def parse_duration(value: Any) -> float | None:
         seconds = hours * 3600 + minutes * 60 + secs
     else:
         raise ValueError("a duration is a number of seconds or a text like '5m' or '90s'")
-    if seconds <= 0 or seconds > 24 * 3600:
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > 24 * 3600:
         raise ValueError("a duration must be more than 0 seconds and at most 24 hours")
     return seconds
 
@@ -220,17 +226,9 @@ def _describe(error: Any) -> str:
 
 def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any] | None:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: cannot read the file: {exc}")
-        return None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        problems.append(f"{path}: not valid YAML{where}: {reason}")
+        data = yamlfile.load(path)
+    except yamlfile.YamlError as exc:
+        problems.append(str(exc))
         return None
     if data is None:
         return {}
@@ -252,6 +250,9 @@ def _validate(
     if not isinstance(body, dict):
         problems.append(f"{path}: {where}: must be a mapping of fields")
         return None
+    if "name" in body:
+        problems.append(f"{path}: {where}.name: the name is the key above; leave `name:` out")
+        return None
     try:
         return model.model_validate({**body, "name": name})
     except ValidationError as exc:
@@ -265,6 +266,7 @@ def load_library(folders: Iterable[Path]) -> Library:
     """Load every YAML file of `folders` (later folders override); raise ConfigError."""
     library = Library()
     problems: list[str] = []
+    broken: set[str] = set()  # defined but invalid: already reported, not "unknown"
     for folder in folders:
         folder = Path(folder).expanduser()
         if not folder.is_dir():
@@ -276,7 +278,9 @@ def load_library(folders: Iterable[Path]) -> Library:
             if data is None:
                 continue
             for kind, model in (("scene", Scene), ("routine", Routine)):
-                section = data.get(kind + "s") or {}
+                section = data.get(kind + "s")
+                if section is None:
+                    continue
                 if not isinstance(section, dict):
                     problems.append(f"{path}: {kind}s: must be a mapping from a name to a {kind}")
                     continue
@@ -289,6 +293,7 @@ def load_library(folders: Iterable[Path]) -> Library:
                         continue
                     item = _validate(model, kind, name, body, path, problems)
                     if item is None:
+                        broken.add(key)
                         continue
                     defined_here[key] = path
                     if key in library.sources:
@@ -300,7 +305,7 @@ def load_library(folders: Iterable[Path]) -> Library:
     # Cross-references: every stage's scene must exist once everything is loaded.
     for routine in library.routines.values():
         for index, stage in enumerate(routine.stages):
-            if stage.scene not in library.scenes:
+            if stage.scene not in library.scenes and f"scene:{stage.scene}" not in broken:
                 path = library.sources[f"routine:{routine.name}"]
                 problems.append(
                     f"{path}: routines.{routine.name}.stages[{index}].scene: "
