@@ -107,6 +107,14 @@ class DevicesConfig(_Model):
     retry_initial: float = Field(default=0.25, gt=0, le=60)
     retry_max: float = Field(default=2.0, gt=0, le=600)
     poll_interval: float = Field(default=30.0, gt=0, le=3600)
+    settle_timeout: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="How long a command waits for the lights to match before it answers "
+        "anyway: enough for a bridge on the LAN, short enough that a dead one does not "
+        "hang the phone.",
+    )
 
 
 def _default_rooms() -> dict[str, RoomConfig]:

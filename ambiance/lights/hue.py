@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ class HueError(DeviceError):
     ) -> None:
         self.errors = tuple(errors)
         self.successes = tuple(successes)
-        super().__init__(message, detail=[e.__dict__ for e in self.errors] or None)
+        super().__init__(message, detail=[asdict(e) for e in self.errors] or None)
 
 
 class Unauthorized(HueError):
@@ -486,10 +486,11 @@ class HueLights:
                 await put(saved.id, body)
                 continue
             to_switch_off.append(saved)
-            if current[saved.id].get("state", {}).get("on"):
+            # With no transition there is nothing to fade: phase 2 alone switches it off.
+            if steps and current[saved.id].get("state", {}).get("on"):
                 faded |= await put(saved.id, {"bri": 1, "transitiontime": steps})
 
-        if faded and transition > 0:
+        if faded:
             await self._sleep(transition)
         for saved in to_switch_off:
             colour = {k: v for k, v in saved.state.items() if k not in ("on", "bri")}

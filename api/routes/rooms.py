@@ -6,6 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, status
 
+from ambiance.room import Room
+from ambiance.service import Ambiance
+
 from ..deps import CoreDep, RoomDep
 from ..schemas import (
     ERRORS,
@@ -20,10 +23,6 @@ from ..schemas import (
 )
 
 router = APIRouter(prefix="/rooms", tags=["rooms"], responses={404: ERRORS[404]})
-
-# How long a command waits for the lights to match before it answers anyway: long enough
-# for a bridge on the LAN, short enough that a dead bridge does not hang the phone.
-SETTLE_SECONDS = 2.0
 
 
 def _summary(view: dict[str, object]) -> RoomSummary:
@@ -41,10 +40,14 @@ def _summary(view: dict[str, object]) -> RoomSummary:
     )
 
 
-async def _view(room: RoomDep, settle: bool = True) -> RoomView:
-    if settle:
-        await room.lights.wait_synced(SETTLE_SECONDS)
+def _view(room: Room) -> RoomView:
     return RoomView.model_validate(room.view())
+
+
+async def _settled(core: Ambiance, room: Room) -> RoomView:
+    """Answer once the lights match, or after the settle timeout (a bridge may be down)."""
+    await room.lights.wait_synced(core.settings.devices.settle_timeout)
+    return _view(room)
 
 
 @router.get("", response_model=list[RoomSummary], summary="List the rooms")
@@ -54,7 +57,7 @@ async def list_rooms(core: CoreDep) -> list[RoomSummary]:
 
 @router.get("/{room}", response_model=RoomView, summary="Show a room: session, stage, lights")
 async def get_room(room: RoomDep) -> RoomView:
-    return await _view(room, settle=False)
+    return _view(room)
 
 
 @router.post(
@@ -66,10 +69,12 @@ async def get_room(room: RoomDep) -> RoomView:
     "starts walking its stages. The body is optional.",
     responses={409: ERRORS[409], 422: ERRORS[422]},
 )
-async def start_spa(room: RoomDep, body: Annotated[SpaRequest | None, Body()] = None) -> RoomView:
+async def start_spa(
+    core: CoreDep, room: RoomDep, body: Annotated[SpaRequest | None, Body()] = None
+) -> RoomView:
     body = body or SpaRequest()
     room.start_spa(routine=body.routine, profile=body.profile)
-    return await _view(room)
+    return await _settled(core, room)
 
 
 @router.delete(
@@ -78,9 +83,9 @@ async def start_spa(room: RoomDep, body: Annotated[SpaRequest | None, Body()] = 
     summary="End spa mode early; the room goes back as it was",
     responses={409: ERRORS[409]},
 )
-async def stop_spa(room: RoomDep) -> RoomView:
+async def stop_spa(core: CoreDep, room: RoomDep) -> RoomView:
     room.stop_session()
-    return await _view(room)
+    return await _settled(core, room)
 
 
 @router.post(
@@ -89,9 +94,9 @@ async def stop_spa(room: RoomDep) -> RoomView:
     summary="Go to a named stage",
     responses={409: ERRORS[409], 422: ERRORS[422]},
 )
-async def goto(room: RoomDep, body: GotoRequest) -> RoomView:
+async def goto(core: CoreDep, room: RoomDep, body: GotoRequest) -> RoomView:
     room.goto(body.stage)
-    return await _view(room)
+    return await _settled(core, room)
 
 
 @router.post(
@@ -100,9 +105,9 @@ async def goto(room: RoomDep, body: GotoRequest) -> RoomView:
     summary="Give the current stage more time",
     responses={409: ERRORS[409], 422: ERRORS[422]},
 )
-async def extend(room: RoomDep, body: ExtendRequest) -> RoomView:
+async def extend(core: CoreDep, room: RoomDep, body: ExtendRequest) -> RoomView:
     room.extend(body.seconds)
-    return await _view(room)
+    return await _settled(core, room)
 
 
 @router.post(
@@ -111,7 +116,9 @@ async def extend(room: RoomDep, body: ExtendRequest) -> RoomView:
     summary="Pause, resume, next, previous or stop the session",
     responses={409: ERRORS[409], 422: ERRORS[422]},
 )
-async def command(room: RoomDep, action: Annotated[Action, Path(examples=["next"])]) -> RoomView:
+async def command(
+    core: CoreDep, room: RoomDep, action: Annotated[Action, Path(examples=["next"])]
+) -> RoomView:
     commands = {
         "pause": room.pause,
         "resume": room.resume,
@@ -120,7 +127,7 @@ async def command(room: RoomDep, action: Annotated[Action, Path(examples=["next"
         "stop": room.stop_session,
     }
     commands[action]()
-    return await _view(room)
+    return await _settled(core, room)
 
 
 @router.put(
@@ -129,9 +136,9 @@ async def command(room: RoomDep, action: Annotated[Action, Path(examples=["next"
     summary="Set the stage explicitly (another app leads; the timer follows)",
     responses={409: ERRORS[409], 422: ERRORS[422]},
 )
-async def set_stage(room: RoomDep, body: StageRequest) -> RoomView:
+async def set_stage(core: CoreDep, room: RoomDep, body: StageRequest) -> RoomView:
     room.set_stage(body.stage, body.remaining)
-    return await _view(room)
+    return await _settled(core, room)
 
 
 @router.post(
@@ -140,6 +147,6 @@ async def set_stage(room: RoomDep, body: StageRequest) -> RoomView:
     summary="Apply a named scene, without a routine",
     responses={422: ERRORS[422]},
 )
-async def apply_scene(room: RoomDep, body: SceneRequest) -> RoomView:
+async def apply_scene(core: CoreDep, room: RoomDep, body: SceneRequest) -> RoomView:
     room.apply_scene(body.scene)
-    return await _view(room)
+    return await _settled(core, room)
