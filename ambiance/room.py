@@ -12,15 +12,18 @@ from typing import Any
 
 from .clock import Clock, Timer
 from .config import RoomConfig
+from .coordinator import Coordinator
 from .director import room_target
 from .engine import Event as EngineEvent
 from .engine import Session
 from .errors import Conflict
 from .events import Event, EventBus
-from .lights.coordinator import LightsCoordinator
+from .lights.base import LightState, LightTarget, Snapshot, lights_view
 from .scenes import Library, Scene
 
 log = logging.getLogger(__name__)
+
+LightsCoordinator = Coordinator[LightTarget, list[LightState], Snapshot]
 
 
 class Room:
@@ -121,7 +124,13 @@ class Room:
             "session": self.session.view() if self.session is not None else None,
             "last_session": self.last_session,
             "scene": self.scene,
-            "lights": self.lights.view(),
+            "lights": {
+                "backend": self.lights.backend.kind,
+                "synced": self.lights.synced,
+                "restoring": self.lights.restoring,
+                **lights_view(self.lights.state, self.lights.desired),
+                "health": self.lights.health.view(),
+            },
             "health": {
                 "status": "degraded" if self.degraded else "ok",
                 "devices": [self.lights.health.view()],

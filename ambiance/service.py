@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, SystemClock
 from .config import HueLightsConfig, RoomConfig, Settings, VirtualLightsConfig
+from .coordinator import Coordinator
 from .errors import ConfigError, NotFound
 from .events import EventBus
 from .lights.base import LightsBackend, kelvin_to_mired
-from .lights.coordinator import LightsCoordinator
 from .lights.virtual import VirtualLight, VirtualLights
-from .room import Room
+from .room import LightsCoordinator, Room
 from .scenes import Library, builtin_scenes_dir, load_library
 
 if TYPE_CHECKING:
@@ -107,8 +107,9 @@ class Ambiance:
 
     def _build_room(self, name: str, config: RoomConfig, library: Library) -> Room:
         devices = self.settings.devices
-        lights = LightsCoordinator(
+        lights: LightsCoordinator = Coordinator(
             name,
+            "lights",
             self._lights_backend(config),
             self.bus,
             self.clock,

@@ -104,3 +104,30 @@ def bri_to_percent(bri: int) -> float:
 def seconds_to_transitiontime(seconds: float) -> int:
     """Convert seconds to Hue's transitiontime (100 ms steps, a uint16)."""
     return max(0, min(TRANSITION_MAX, round(seconds * 10)))
+
+
+def lights_view(lights: list[LightState] | None, desired: LightTarget | None) -> dict[str, Any]:
+    """The room's lights as the API shows them."""
+    return {
+        "desired": (
+            {
+                "on": desired.on,
+                "brightness": desired.brightness,
+                "kelvin": desired.kelvin,
+                "transition": desired.transition,
+            }
+            if desired is not None
+            else None
+        ),
+        "lights": [
+            {
+                "id": light.id,
+                "name": light.name,
+                "on": light.on,
+                "brightness": light.brightness,
+                "kelvin": light.kelvin,
+                "reachable": light.reachable,
+            }
+            for light in lights or []
+        ],
+    }

@@ -1,4 +1,4 @@
-"""The lights coordinator: coalescing, snapshot before the first change, exact restore,
+"""The device coordinator, on lights: coalescing, snapshot before the first change, exact restore,
 and degrading then recovering when the backend fails."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ambiance.clock import FakeClock
+from ambiance.coordinator import Coordinator
 from ambiance.errors import DeviceUnavailable
 from ambiance.events import EventBus
 from ambiance.lights.base import LightState, LightTarget, Snapshot
-from ambiance.lights.coordinator import LightsCoordinator
 from ambiance.lights.virtual import VirtualLight, VirtualLights
 from tests.helpers import EventLog
 
@@ -50,6 +50,7 @@ class FlakyLights(VirtualLights):
         await super().restore(snapshot, transition)
 
 
+LightsCoordinator = Coordinator[LightTarget, list[LightState], Snapshot]
 Setup = tuple[LightsCoordinator, FlakyLights, EventLog]
 
 
@@ -58,8 +59,8 @@ async def setup() -> AsyncIterator[Setup]:
     backend = FlakyLights()
     bus = EventBus()
     log = EventLog(bus)
-    coordinator = LightsCoordinator(
-        "bedroom", backend, bus, FakeClock(), retry_initial=0.01, retry_max=0.05
+    coordinator: LightsCoordinator = Coordinator(
+        "bedroom", "lights", backend, bus, FakeClock(), retry_initial=0.01, retry_max=0.05
     )
     await coordinator.start()
     assert await coordinator.wait_synced(5)

@@ -1,9 +1,10 @@
-"""The one place that talks to a room's lights: it converges them to the desired state.
+"""The one place that talks to a device of a room: it converges it to the desired state.
 
-Callers only say what the room should look like (`show`, `end_session`); a background
-task makes the lights match. That one mechanism gives coalescing (five quick "next"
-taps send one command, for the newest state), retries with backoff while a bridge is
-down, and an exact restore at the end from the snapshot taken before the first change.
+Callers only say what the room should be like (`show`, `end_session`); a background
+task makes the device match. That one mechanism gives coalescing (five quick "next"
+taps send one command, for the newest state), retries with backoff while a bridge or
+broker is down, and an exact restore at the end from the snapshot taken before the
+first change. Lights, distractions and music each get a Coordinator of their own.
 """
 
 from __future__ import annotations
@@ -12,33 +13,54 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
-from ..clock import Clock
-from ..errors import DeviceError
-from ..events import Event, EventBus
-from ..health import Availability
-from .base import LightsBackend, LightState, LightTarget, Snapshot
+from .clock import Clock
+from .errors import DeviceError
+from .events import Event, EventBus
+from .health import Availability
 
 log = logging.getLogger(__name__)
 
+TargetT = TypeVar("TargetT")
+StateT = TypeVar("StateT")
+SnapT = TypeVar("SnapT")
+TargetT_contra = TypeVar("TargetT_contra", contravariant=True)
+StateT_co = TypeVar("StateT_co", covariant=True)
+
+
+class Device(Protocol[TargetT_contra, StateT_co, SnapT]):
+    """What a coordinator needs of a backend (lights, distractions, music)."""
+
+    kind: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def read(self) -> StateT_co: ...
+
+    async def apply(self, target: TargetT_contra) -> None: ...
+
+    async def snapshot(self) -> SnapT: ...
+
+    async def restore(self, snapshot: SnapT, transition: float) -> None: ...
+
 
 @dataclass(frozen=True)
-class Restore:
-    """Put the room back as the snapshot has it."""
+class Restore(Generic[SnapT]):
+    """Put the device back as the snapshot has it."""
 
-    snapshot: Snapshot
+    snapshot: SnapT
     transition: float
 
 
-Desired = LightTarget | Restore
-
-
-class LightsCoordinator:
+class Coordinator(Generic[TargetT, StateT, SnapT]):
     def __init__(
         self,
         room: str,
-        backend: LightsBackend,
+        device: str,
+        backend: Device[TargetT, StateT, SnapT],
         bus: EventBus,
         clock: Clock,
         *,
@@ -47,17 +69,18 @@ class LightsCoordinator:
         poll_interval: float = 30.0,
     ) -> None:
         self.room = room
+        self.device = device
         self.backend = backend
         self.bus = bus
         self.clock = clock
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.poll_interval = poll_interval
-        self.health = Availability(room, "lights", backend.kind, bus, clock)
-        self.lights: list[LightState] = []  # as last read from the devices
-        self.snapshot: Snapshot | None = None
-        self._desired: Desired | None = None
-        self._applied: Desired | None = None
+        self.health = Availability(room, device, backend.kind, bus, clock)
+        self.state: StateT | None = None  # as last read from the device
+        self.snapshot: SnapT | None = None
+        self._desired: TargetT | Restore[SnapT] | None = None
+        self._applied: TargetT | Restore[SnapT] | None = None
         self._want_snapshot = False
         self._started = False
         self._wake = asyncio.Event()
@@ -67,7 +90,7 @@ class LightsCoordinator:
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"lights:{self.room}")
+        self._task = asyncio.create_task(self._run(), name=f"{self.device}:{self.room}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -89,62 +112,37 @@ class LightsCoordinator:
             self._want_snapshot = True
         self._changed()
 
-    def show(self, target: LightTarget) -> None:
+    def show(self, target: TargetT) -> None:
         self._desired = target
         self._changed()
 
     def end_session(self, transition: float) -> None:
-        """Put the lights back as they were before the session."""
+        """Put the device back as it was before the session."""
         self._want_snapshot = False
-        # No snapshot means no change ever reached the lights: nothing to put back.
+        # No snapshot means no change ever reached the device: nothing to put back.
         self._desired = None if self.snapshot is None else Restore(self.snapshot, transition)
         self._changed()
 
     @property
-    def desired(self) -> Desired | None:
-        return self._desired
+    def desired(self) -> TargetT | None:
+        """The target being shown (None while restoring or when nothing was asked)."""
+        return None if isinstance(self._desired, Restore) else self._desired
+
+    @property
+    def restoring(self) -> bool:
+        return isinstance(self._desired, Restore) and self._desired is not self._applied
 
     @property
     def synced(self) -> bool:
         return not self._pending()
 
     async def wait_synced(self, timeout: float) -> bool:
-        """Wait until the lights match what was asked; False if `timeout` passed first."""
+        """Wait until the device matches what was asked; False if `timeout` passed first."""
         try:
             await asyncio.wait_for(self._synced.wait(), timeout)
         except TimeoutError:
             return False
         return True
-
-    def view(self) -> dict[str, Any]:
-        desired = self._desired
-        return {
-            "backend": self.backend.kind,
-            "synced": self.synced,
-            "restoring": isinstance(desired, Restore) and desired is not self._applied,
-            "desired": (
-                {
-                    "on": desired.on,
-                    "brightness": desired.brightness,
-                    "kelvin": desired.kelvin,
-                    "transition": desired.transition,
-                }
-                if isinstance(desired, LightTarget)
-                else None
-            ),
-            "lights": [
-                {
-                    "id": light.id,
-                    "name": light.name,
-                    "on": light.on,
-                    "brightness": light.brightness,
-                    "kelvin": light.kelvin,
-                    "reachable": light.reachable,
-                }
-                for light in self.lights
-            ],
-            "health": self.health.view(),
-        }
 
     # --- the loop -------------------------------------------------------------------
 
@@ -166,8 +164,8 @@ class LightsCoordinator:
                 await self._step(poll)
             except DeviceError as exc:
                 self.health.failed(exc)
-            except Exception as exc:  # a backend bug must not end the room's lights for good
-                log.exception("%s: lights backend failed", self.room)
+            except Exception as exc:  # a backend bug must not end the room's device for good
+                log.exception("%s: %s backend failed", self.room, self.device)
                 self.health.failed(exc)
             else:
                 self.health.ok()
@@ -200,15 +198,17 @@ class LightsCoordinator:
             if isinstance(desired, Restore) and self._desired is desired:
                 self.snapshot = None
             await self._refresh()
-        elif poll or not self.lights:
+        elif poll or self.state is None:
             await self._refresh()
 
     async def _refresh(self) -> None:
-        lights = await self.backend.read()
-        if lights != self.lights:
-            self.lights = lights
+        state = await self.backend.read()
+        if state != self.state:
+            self.state = state
             self.bus.publish(
-                Event("lights.changed", self.room, self.clock.now(), {"lights": self.view()})
+                Event(
+                    f"{self.device}.changed", self.room, self.clock.now(), {"device": self.device}
+                )
             )
 
     async def _wait(self, timeout: float) -> bool:
