@@ -22,6 +22,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -31,7 +32,10 @@ from pydantic_settings import (
 )
 
 from . import yamlfile
+from .distractions import DistractionConfig, HueDistraction
 from .errors import ConfigError
+from .mqtt import MqttSettings
+from .phones import PhoneConfig
 
 ROOM_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 CONFIG_ENV = "AMBIANCE_CONFIG"
@@ -99,6 +103,19 @@ class RoomConfig(_Model):
     title: str = ""
     routine: str = Field(default="classic", description="The routine spa mode runs by default.")
     lights: LightsConfig = Field(default_factory=VirtualLightsConfig)
+    phones: list[PhoneConfig] = Field(
+        default_factory=list, description="Phones put on do-not-disturb during a session."
+    )
+    distractions: list[DistractionConfig] = Field(
+        default_factory=list, description="Things switched off during a session."
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RoomConfig:
+        names = [p.name for p in self.phones]
+        if len(names) != len(set(names)):
+            raise ValueError("phones: each phone needs its own name")
+        return self
 
 
 class DevicesConfig(_Model):
@@ -135,6 +152,29 @@ class Settings(BaseSettings):
     )
     rooms: dict[RoomName, RoomConfig] = Field(default_factory=_default_rooms, min_length=1)
     devices: DevicesConfig = Field(default_factory=DevicesConfig)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+
+    @model_validator(mode="after")
+    def _devices_have_their_way_in(self) -> Settings:
+        problems = []
+        for name, room in self.rooms.items():
+            uses_mqtt = bool(room.phones) or any(
+                not isinstance(d, HueDistraction) for d in room.distractions
+            )
+            if uses_mqtt and self.mqtt.host is None:
+                problems.append(
+                    f"rooms.{name}: phones and MQTT distractions need a broker: set mqtt.host"
+                )
+            room_bridge = room.lights.bridge if isinstance(room.lights, HueLightsConfig) else None
+            for index, item in enumerate(room.distractions):
+                if isinstance(item, HueDistraction) and item.bridge is None and not room_bridge:
+                    problems.append(
+                        f"rooms.{name}.distractions.{index}.bridge: required, since the "
+                        "room's lights are not on a Hue bridge"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -172,7 +212,7 @@ def _where(loc: tuple[int | str, ...]) -> str:
         if part == "[key]":
             continue
         parts.append(str(part))
-    return ".".join(parts) or "(top level)"
+    return ".".join(parts)
 
 
 def config_path(explicit: Path | None = None, data_dir: Path | None = None) -> Path | None:
@@ -212,7 +252,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown field (check its spelling)"
-            problems.append(f"{source}: {_where(error['loc'])}: {message}")
+            where = _where(error["loc"])
+            problems.append(f"{source}: {where}: {message}" if where else f"{source}: {message}")
         raise ConfigError(problems) from None
     finally:
         _yaml_data.reset(token)

@@ -25,7 +25,7 @@ class Availability:
     def ok(self) -> None:
         if self.available:
             return
-        log.info("%s: %s (%s) is back", self.room, self.device, self.kind)
+        log.info("%s%s (%s) is back", self._prefix, self.device, self.kind)
         self._set(True, None)
 
     def failed(self, exc: BaseException) -> None:
@@ -33,8 +33,12 @@ class Availability:
         if not self.available:
             self.error = message  # keep the latest reason, without logging again
             return
-        log.warning("%s: %s (%s) is unavailable: %s", self.room, self.device, self.kind, message)
+        log.warning("%s%s (%s) is unavailable: %s", self._prefix, self.device, self.kind, message)
         self._set(False, message)
+
+    @property
+    def _prefix(self) -> str:
+        return f"{self.room}: " if self.room else ""  # the service's own devices have no room
 
     def view(self) -> dict[str, Any]:
         return {

@@ -12,11 +12,23 @@ from typing import TYPE_CHECKING, Any
 from .clock import Clock, SystemClock
 from .config import HueLightsConfig, RoomConfig, Settings, VirtualLightsConfig
 from .coordinator import Coordinator
+from .distractions import (
+    DistractionConfig,
+    Distractions,
+    HueDistraction,
+    HueSwitch,
+    MqttSwitch,
+    Switch,
+    as_mqtt,
+)
 from .errors import ConfigError, NotFound
 from .events import EventBus
 from .lights.base import LightsBackend, kelvin_to_mired
 from .lights.virtual import VirtualLight, VirtualLights
-from .room import LightsCoordinator, Room
+from .mqtt import MqttConnection
+from .mqtt_api import MqttApi
+from .phones import Phones
+from .room import DistractionsCoordinator, LightsCoordinator, Room
 from .scenes import Library, builtin_scenes_dir, load_library
 
 if TYPE_CHECKING:
@@ -57,6 +69,8 @@ class Ambiance:
         self.bus = EventBus()
         self.library = library
         self.rooms: dict[str, Room] = {}
+        self.mqtt = MqttConnection(settings.mqtt, self.bus, self.clock)
+        self.mqtt_api = MqttApi(self, self.mqtt)
         self._bridges: dict[str, HueBridge] = {}
 
     async def start(self) -> None:
@@ -65,17 +79,21 @@ class Ambiance:
         check_rooms(self.settings, self.library)
         for name, config in self.settings.rooms.items():
             self.rooms[name] = self._build_room(name, config, self.library)
+        await self.mqtt.start()  # connects in the background; a broker that is down is fine
         for bridge in self._bridges.values():
             await bridge.start()
         for room in self.rooms.values():
             await room.start()
+        await self.mqtt_api.start()
         log.info("ambiance %s: rooms %s", __version__, ", ".join(self.rooms))
 
     async def stop(self) -> None:
         for room in self.rooms.values():
             await room.stop()
+        await self.mqtt_api.stop()
         for bridge in self._bridges.values():
             await bridge.stop()
+        await self.mqtt.stop()
 
     async def __aenter__(self) -> Ambiance:
         await self.start()
@@ -117,7 +135,38 @@ class Ambiance:
             retry_max=devices.retry_max,
             poll_interval=devices.poll_interval,
         )
-        return Room(name, config, library, lights, self.bus, self.clock)
+        distractions: DistractionsCoordinator | None = None
+        if config.distractions:
+            distractions = Coordinator(
+                name,
+                "distractions",
+                Distractions([self._switch(config, item) for item in config.distractions]),
+                self.bus,
+                self.clock,
+                retry_initial=devices.retry_initial,
+                retry_max=devices.retry_max,
+                poll_interval=devices.poll_interval,
+            )
+        phones = Phones(name, config.phones, self.mqtt, self.clock) if config.phones else None
+        return Room(
+            name,
+            config,
+            library,
+            lights,
+            self.bus,
+            self.clock,
+            distractions=distractions,
+            phones=phones,
+        )
+
+    def _switch(self, room: RoomConfig, item: DistractionConfig) -> Switch:
+        if isinstance(item, HueDistraction):
+            address = item.bridge or (
+                room.lights.bridge if isinstance(room.lights, HueLightsConfig) else None
+            )
+            assert address is not None  # the settings check this
+            return HueSwitch(self._bridge(address), item.light)
+        return MqttSwitch(self.mqtt, as_mqtt(item))
 
     def _lights_backend(self, config: RoomConfig) -> LightsBackend:
         lights = config.lights
@@ -136,25 +185,37 @@ class Ambiance:
         assert isinstance(lights, HueLightsConfig)
         from .lights.hue import HueLights  # phue is only imported when a room uses Hue
 
-        return HueLights(self._bridge(lights), lights.group)
+        return HueLights(self._bridge(lights.bridge), lights.group)
 
-    def _bridge(self, config: HueLightsConfig) -> HueBridge:
-        """Return the shared client of a bridge: rooms on one bridge share its limits."""
+    def _bridge(self, address: str) -> HueBridge:
+        """Return the shared client of a bridge: rooms on one bridge share its limits.
+
+        The first room whose lights are on that bridge gives its username and timeouts;
+        without one, the username `ambiance pair` stored and the defaults are used.
+        """
         from .lights.hue import HueBridge, HueCredentials
 
-        bridge = self._bridges.get(config.bridge)
+        bridge = self._bridges.get(address)
         if bridge is None:
+            config = next(
+                (
+                    room.lights
+                    for room in self.settings.rooms.values()
+                    if isinstance(room.lights, HueLightsConfig) and room.lights.bridge == address
+                ),
+                HueLightsConfig(backend="hue", bridge=address, group="-"),
+            )
             username = (
                 config.username.get_secret_value()
                 if config.username is not None
-                else HueCredentials(self.settings.data_dir).load(config.bridge)
+                else HueCredentials(self.settings.data_dir).load(address)
             )
             bridge = HueBridge(
-                config.bridge,
+                address,
                 username,
                 timeout=config.timeout,
                 retries=config.retries,
                 data_dir=self.settings.data_dir,
             )
-            self._bridges[config.bridge] = bridge
+            self._bridges[address] = bridge
         return bridge

@@ -46,7 +46,7 @@ def _view(room: Room) -> RoomView:
 
 async def _settled(core: Ambiance, room: Room) -> RoomView:
     """Answer once the lights match, or after the settle timeout (a bridge may be down)."""
-    await room.lights.wait_synced(core.settings.devices.settle_timeout)
+    await room.settle(core.settings.devices.settle_timeout)
     return _view(room)
 
 

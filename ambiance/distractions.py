@@ -1,0 +1,260 @@
+"""Distractions: things switched off for a session and back on after it.
+
+A TV light strip, a blinking indicator (Hue lights), a screen or a fan on a plug
+(Zigbee2MQTT, Tasmota or any MQTT device with on/off payloads). The snapshot is the set
+of those that were on; only those are switched back on at the end, so a lamp that was
+already off stays off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import DeviceError, DeviceUnavailable
+
+if TYPE_CHECKING:
+    from .lights.hue import HueBridge
+    from .mqtt import Message, MqttConnection
+
+log = logging.getLogger(__name__)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HueDistraction(_Model):
+    type: Literal["hue"]
+    light: str = Field(min_length=1, description="The Hue light's name or id.")
+    bridge: str | None = Field(default=None, description="Default: the room's Hue bridge.")
+
+
+class MqttDistraction(_Model):
+    type: Literal["mqtt"]
+    name: str = Field(min_length=1, max_length=64)
+    command_topic: str = Field(min_length=1)
+    payload_on: str = "ON"
+    payload_off: str = "OFF"
+    state_topic: str | None = Field(
+        default=None,
+        description="Where the device says its state; without it, it is "
+        "taken to be on at the start of a session.",
+    )
+    state_on: str = "ON"
+    state_off: str = "OFF"
+    state_key: str | None = Field(
+        default=None, description="The JSON field of the state message holding the state."
+    )
+
+
+class Zigbee2MqttDistraction(_Model):
+    type: Literal["zigbee2mqtt"]
+    device: str = Field(min_length=1, description="The friendly name in Zigbee2MQTT.")
+    base_topic: str = "zigbee2mqtt"
+
+
+class TasmotaDistraction(_Model):
+    type: Literal["tasmota"]
+    device: str = Field(min_length=1, description="The Tasmota device's topic.")
+
+
+DistractionConfig = Annotated[
+    HueDistraction | MqttDistraction | Zigbee2MqttDistraction | TasmotaDistraction,
+    Field(discriminator="type"),
+]
+
+
+def as_mqtt(
+    config: MqttDistraction | Zigbee2MqttDistraction | TasmotaDistraction,
+) -> MqttDistraction:
+    """Spell the presets out as plain MQTT devices."""
+    if isinstance(config, MqttDistraction):
+        return config
+    if isinstance(config, Zigbee2MqttDistraction):
+        topic = f"{config.base_topic}/{config.device}"
+        return MqttDistraction(
+            type="mqtt",
+            name=config.device,
+            command_topic=f"{topic}/set",
+            payload_on=json.dumps({"state": "ON"}),
+            payload_off=json.dumps({"state": "OFF"}),
+            state_topic=topic,
+            state_key="state",
+        )
+    return MqttDistraction(
+        type="mqtt",
+        name=config.device,
+        command_topic=f"cmnd/{config.device}/POWER",
+        state_topic=f"stat/{config.device}/POWER",
+    )
+
+
+class Switch(Protocol):
+    name: str
+    kind: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def is_on(self) -> bool | None:
+        """Return the state, or None when it is not known."""
+        ...
+
+    async def turn(self, on: bool) -> None: ...
+
+
+class HueSwitch:
+    kind = "hue"
+
+    def __init__(self, bridge: HueBridge, light: str) -> None:
+        self.bridge = bridge
+        self.light = light
+        self.name = light
+        self._id: str | None = None
+
+    async def start(self) -> None:
+        return None  # resolved on first use, so a bridge that is down does not block start
+
+    async def stop(self) -> None:
+        return None
+
+    async def _light_id(self) -> str:
+        if self._id is None:
+            lights: dict[str, Any] = await self.bridge.request("GET", "/lights")
+            if self.light in lights:
+                self._id = self.light
+            else:
+                named = [i for i, x in lights.items() if x.get("name") == self.light]
+                if len(named) != 1:
+                    from .lights.hue import ResourceNotAvailable
+
+                    known = ", ".join(sorted(str(x.get("name")) for x in lights.values()))
+                    raise ResourceNotAvailable(
+                        f"no single Hue light named {self.light!r} on the bridge at "
+                        f"{self.bridge.address} (known: {known or 'none'})"
+                    )
+                self._id = named[0]
+        return self._id
+
+    async def is_on(self) -> bool | None:
+        light = await self.bridge.request("GET", f"/lights/{await self._light_id()}")
+        return bool(light.get("state", {}).get("on"))
+
+    async def turn(self, on: bool) -> None:
+        await self.bridge.request("PUT", f"/lights/{await self._light_id()}/state", {"on": on})
+
+
+class MqttSwitch:
+    kind = "mqtt"
+
+    def __init__(self, mqtt: MqttConnection, config: MqttDistraction) -> None:
+        self.mqtt = mqtt
+        self.config = config
+        self.name = config.name
+        self.state: bool | None = None
+        self._unsubscribe: Any = None
+
+    async def start(self) -> None:
+        if self.config.state_topic:
+            self._unsubscribe = self.mqtt.subscribe(self.config.state_topic, self._on_state)
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _on_state(self, message: Message) -> None:
+        text = message.text.strip()
+        if self.config.state_key:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                return
+            if not isinstance(data, dict) or self.config.state_key not in data:
+                return
+            text = str(data[self.config.state_key])
+        if text == self.config.state_on:
+            self.state = True
+        elif text == self.config.state_off:
+            self.state = False
+
+    async def is_on(self) -> bool | None:
+        return self.state
+
+    async def turn(self, on: bool) -> None:
+        if not self.mqtt.connected:
+            raise DeviceUnavailable(f"cannot switch {self.name}: the MQTT broker is away")
+        payload = self.config.payload_on if on else self.config.payload_off
+        self.mqtt.publish(self.config.command_topic, payload, qos=1)
+        if self.config.state_topic is None:
+            self.state = on
+
+
+class Distractions:
+    """A room's distractions as one device: `apply(True)` switches them all off."""
+
+    kind = "distractions"
+
+    def __init__(self, switches: list[Switch]) -> None:
+        self.switches = switches
+
+    async def start(self) -> None:
+        for switch in self.switches:
+            await switch.start()
+
+    async def stop(self) -> None:
+        for switch in self.switches:
+            await switch.stop()
+
+    async def read(self) -> list[dict[str, Any]]:
+        states = []
+        for switch in self.switches:
+            states.append({"name": switch.name, "kind": switch.kind, "on": await switch.is_on()})
+        return states
+
+    async def snapshot(self) -> frozenset[str]:
+        on = set()
+        for switch in self.switches:
+            state = await switch.is_on()
+            if state is None:
+                log.info(
+                    "%s: state unknown; taken to be on, so it comes back on after", switch.name
+                )
+            if state is not False:
+                on.add(switch.name)
+        return frozenset(on)
+
+    async def apply(self, off: bool) -> None:
+        if off:
+            await self._each(lambda s: s.turn(False), only_if_on=True)
+
+    async def restore(self, snapshot: frozenset[str], transition: float) -> None:
+        await self._each(lambda s: s.turn(True), names=snapshot)
+
+    async def _each(
+        self,
+        action: Callable[[Switch], Awaitable[None]],
+        *,
+        only_if_on: bool = False,
+        names: frozenset[str] | None = None,
+    ) -> None:
+        # One failing device must not keep the others on; the first error is raised after
+        # all were tried, so the coordinator retries (switching is idempotent).
+        failures: list[DeviceError] = []
+        for switch in self.switches:
+            if names is not None and switch.name not in names:
+                continue
+            try:
+                if only_if_on and await switch.is_on() is False:
+                    continue
+                await action(switch)
+            except DeviceError as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]

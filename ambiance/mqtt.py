@@ -1,0 +1,616 @@
+"""The one MQTT connection of the service (paho-mqtt 2, callback API version 2).
+
+paho runs the network in a thread of its own (`connect_async` + `loop_start`): it connects in
+the background, reconnects by itself with a growing delay, and keeps QoS 1/2 messages
+published while the broker is away in memory until the next connection. Everything that
+reaches the rest of the service from that thread (message handlers, on-connect listeners,
+health changes, which publish on the synchronous event bus) is handed to the asyncio loop
+with `call_soon_threadsafe`, so no other module ever runs on paho's thread.
+
+Protocol: MQTT 5. It gives three things this service uses:
+- Maximum Packet Size in CONNECT: the broker never sends us a packet over `MAX_PACKET`, so
+  a runaway publisher cannot make us read megabytes (smaller oversized payloads, up to
+  `MAX_PAYLOAD`, are still dropped here, with a warning);
+- subscription identifiers: brokers (Mosquitto does) send one copy of a message per matching
+  subscription, so with overlapping filters (`a/#` and `a/b`) a plain topic match would run
+  a handler twice; each copy names its subscription, and we run only that one's handlers;
+- reason codes that say why a broker refused us ("Not authorized").
+Every maintained broker speaks MQTT 5 (Mosquitto since 1.6, EMQX, HiveMQ, Home Assistant's
+add-on).
+
+Topics: the last will and the status `<base>/status` = `online` | `offline`, QoS 1, retained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, cast
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from .clock import Clock
+from .errors import ConfigError, DeviceUnavailable
+from .events import EventBus
+from .health import Availability
+
+log = logging.getLogger(__name__)
+_paho_log = logging.getLogger(f"{__name__}.paho")
+
+# A handler never sees a payload bigger than this: larger ones are dropped with a warning.
+MAX_PAYLOAD = 64 * 1024
+# Sent to the broker as our Maximum Packet Size: it drops (for us only) anything bigger, so
+# even a gigabyte-sized publish costs this service nothing.
+MAX_PACKET = 1024 * 1024
+# QoS 1/2 messages kept in memory while the broker is away (paho's own queue). Bounded, so a
+# broker that is down for days cannot grow the service without end; state and command
+# messages come at a few per minute, far below this.
+MAX_QUEUED = 1000
+# How long `stop()` waits for the broker to acknowledge the `offline` status.
+STOP_TIMEOUT = 2.0
+
+ONLINE = "online"
+OFFLINE = "offline"
+
+Payload = str | bytes | dict[str, Any] | list[Any] | None
+
+
+# --- settings ------------------------------------------------------------------------
+
+
+class MqttSettings(BaseModel):
+    """How to reach the broker. No host: the service runs without MQTT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = Field(default=None, description="None: no broker, MQTT is off.")
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = Field(
+        default=None, description="The CA that signed the broker's certificate; None: the system's."
+    )
+    cert_file: Path | None = Field(
+        default=None, description="A client certificate (with key_file)."
+    )
+    key_file: Path | None = None
+    tls_insecure: bool = Field(
+        default=False, description="Skip the host name check of the broker's certificate."
+    )
+    client_id: str | None = Field(default=None, description="None: ambiance-<hostname>.")
+    keepalive: int = Field(default=60, ge=5, le=3600)
+    base_topic: str = "ambiance"
+    reconnect_min: float = Field(default=0.5, gt=0, le=3600)
+    reconnect_max: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        # An empty AMBIANCE_MQTT__HOST= means "no broker", not a broker called "".
+        return value.strip() or None if value is not None else None
+
+    @field_validator("base_topic")
+    @classmethod
+    def _base_topic(cls, value: str) -> str:
+        if not value:
+            raise ValueError("base_topic must not be empty")
+        if "+" in value or "#" in value or "\0" in value:
+            raise ValueError(f"base_topic {value!r} must not contain the wildcards + or #")
+        if value.startswith("/") or value.endswith("/") or "//" in value:
+            raise ValueError(
+                f"base_topic {value!r} must not start or end with '/' nor have empty levels"
+            )
+        if value.startswith("$"):
+            raise ValueError(f"base_topic {value!r} must not start with '$' (broker topics)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: give both or neither")
+        if self.password is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError("reconnect_max must be at least reconnect_min")
+        if self.ca_file is not None or self.cert_file is not None:
+            self.tls = True  # a CA or a client certificate only make sense over TLS
+        return self
+
+    @property
+    def resolved_client_id(self) -> str:
+        return self.client_id or f"ambiance-{socket.gethostname()}"
+
+
+# --- messages and subscriptions ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message as handlers see it."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+
+    @property
+    def text(self) -> str:
+        """The payload as text (undecodable bytes replaced)."""
+        return self.payload.decode("utf-8", errors="replace")
+
+
+Handler = Callable[[Message], None]
+Listener = Callable[[], None]
+
+
+@dataclass(eq=False)  # compared by identity: the same handler may be registered twice
+class _Registration:
+    handler: Handler
+    qos: int
+
+
+@dataclass(eq=False)
+class _Filter:
+    """One topic filter at the broker, shared by every handler registered on it."""
+
+    identifier: int  # the MQTT 5 subscription identifier
+    registrations: list[_Registration] = field(default_factory=list)
+
+    @property
+    def qos(self) -> int:
+        return max(r.qos for r in self.registrations)
+
+
+def _properties(packet_type: int) -> Properties:
+    return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+
+
+def _log_paho(client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
+    _paho_log.debug("%s", text)
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """Text as UTF-8, dicts and lists as compact JSON, None as an empty payload."""
+    if payload is None:
+        return b""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# --- the connection ------------------------------------------------------------------
+
+
+class MqttConnection:
+    """The service's one MQTT connection. Start it with `start()` or `async with`."""
+
+    def __init__(self, settings: MqttSettings, bus: EventBus, clock: Clock) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.clock = clock
+        self.health = Availability("", "mqtt", "mqtt", bus, clock)
+        self._client: mqtt.Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._connected = False  # as the asyncio side knows it
+        self._connected_event = asyncio.Event()
+        # Guards the registries below: they are read on paho's thread (on_connect) and
+        # changed from the service's.
+        self._lock = threading.Lock()
+        self._filters: dict[str, _Filter] = {}
+        self._next_identifier = 1
+        self._listeners: list[list[Listener]] = []  # boxed, so removal is by identity
+        self._warned_topics: set[str] = set()
+
+    # --- life cycle -------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.host is not None
+
+    @property
+    def connected(self) -> bool:
+        """True from the broker's CONNACK until the connection drops (seen on the loop)."""
+        return self._connected
+
+    @property
+    def status_topic(self) -> str:
+        return self.topic("status")
+
+    def topic(self, *parts: str) -> str:
+        """`<base_topic>/<part>/<part>...`."""
+        return "/".join([self.settings.base_topic, *parts])
+
+    async def start(self) -> None:
+        """Connect in the background; return at once. A broker that is down is no error:
+        paho keeps trying. Raises ConfigError when the TLS files cannot be used."""
+        settings = self.settings
+        if settings.host is None:
+            log.info("mqtt: no broker configured (mqtt.host); running without MQTT")
+            return
+        if self._client is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.resolved_client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        # A callback that raises must never end paho's network thread; ours catch their own
+        # errors, this is the net below them.
+        client.suppress_exceptions = True
+        if _paho_log.isEnabledFor(logging.DEBUG):
+            # paho's own log, packet by packet, for troubleshooting. Not `enable_logger`: that
+            # reports every dropped socket at ERROR level, which the health already says once.
+            client.on_log = _log_paho
+        # The will travels in the CONNECT packet, so it must be set before connecting; the
+        # broker publishes it when we vanish without a DISCONNECT (crash, kill, cut cable).
+        client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
+        if settings.username is not None:
+            password = settings.password.get_secret_value() if settings.password else None
+            client.username_pw_set(settings.username, password)
+        if settings.tls:
+            self._set_tls(client)
+        # paho types the delays as int, but uses them as plain seconds: fractions work, and
+        # tests rely on them to reconnect within a fraction of a second.
+        client.reconnect_delay_set(
+            cast(int, settings.reconnect_min), cast(int, settings.reconnect_max)
+        )
+        client.max_queued_messages_set(MAX_QUEUED)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+
+        properties = _properties(PacketTypes.CONNECT)
+        properties.MaximumPacketSize = MAX_PACKET
+        # Clean start on every connection, no session kept at the broker: commands sent
+        # while we were away are stale, and on_connect subscribes afresh anyway.
+        client.connect_async(
+            settings.host,
+            settings.port,
+            keepalive=settings.keepalive,
+            clean_start=True,
+            properties=properties,
+        )
+        log.info(
+            "mqtt: connecting to %s:%s as %s%s%s",
+            settings.host,
+            settings.port,
+            settings.resolved_client_id,
+            " over TLS" if settings.tls else "",
+            f" (user {settings.username})" if settings.username else "",
+        )
+        self._client = client
+        client.loop_start()
+
+    def _set_tls(self, client: mqtt.Client) -> None:
+        settings = self.settings
+        files = [f for f in (settings.ca_file, settings.cert_file, settings.key_file) if f]
+        try:
+            client.tls_set(
+                ca_certs=str(settings.ca_file) if settings.ca_file else None,
+                certfile=str(settings.cert_file) if settings.cert_file else None,
+                keyfile=str(settings.key_file) if settings.key_file else None,
+            )
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            # A missing or broken certificate file will not fix itself by retrying. ssl's
+            # errors do not name the file, so the message does.
+            names = ", ".join(str(f) for f in files) or "the system's CA store"
+            raise ConfigError([f"mqtt: cannot use the TLS files ({names}): {exc}"]) from None
+        if settings.tls_insecure:
+            client.tls_insecure_set(True)
+
+    async def stop(self) -> None:
+        """Publish `offline` (retained), disconnect cleanly and stop paho's thread."""
+        if self._client is None:
+            return
+        self._stopping = True  # first: paho's callbacks from now on are the shutdown's
+        client, self._client = self._client, None
+        if client.is_connected():
+            # A clean DISCONNECT makes the broker discard the will, so say `offline` ourselves.
+            info = client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
+            try:
+                await asyncio.to_thread(info.wait_for_publish, STOP_TIMEOUT)
+            except (ValueError, RuntimeError) as exc:
+                log.debug("mqtt: offline status not confirmed: %s", exc)
+        client.disconnect()
+        # loop_stop joins paho's thread, which may be inside a reconnect wait: not on the loop.
+        await asyncio.to_thread(client.loop_stop)
+        self._connected = False
+        self._connected_event.clear()
+        log.info("mqtt: disconnected from %s:%s", self.settings.host, self.settings.port)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait until connected, at most `timeout` seconds; False if not (or MQTT is off)."""
+        if not self.enabled:
+            return False
+        try:
+            await asyncio.wait_for(self._connected_event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # --- publishing -------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: Payload, *, qos: int = 0, retain: bool = False) -> None:
+        """Send a message; safe from any thread; never raises because the broker is away.
+
+        While disconnected, QoS 1/2 messages wait in memory (up to MAX_QUEUED) and go out
+        after the reconnect; QoS 0 messages are dropped, as MQTT means them to be. A topic
+        with a wildcard or a QoS outside 0-2 raises ValueError: that is a bug, not weather.
+        """
+        client = self._client
+        if client is None:
+            log.debug("mqtt: not started, dropped a message to %s", topic)
+            return
+        info = client.publish(topic, encode_payload(payload), qos=qos, retain=retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            log.warning(
+                "mqtt: %d messages already wait for the broker; dropped one to %s",
+                MAX_QUEUED,
+                topic,
+            )
+        elif info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0:
+            log.debug("mqtt: not connected, dropped a QoS 0 message to %s", topic)
+
+    # --- subscribing ------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> Callable[[], None]:
+        """Call `handler` on the asyncio loop for each message on `topic_filter` (wildcards
+        allowed), from now on and after every reconnect. Returns the unsubscribe function."""
+        if not topic_filter:
+            raise ValueError("empty topic filter")
+        if qos not in (0, 1, 2):
+            raise ValueError(f"QoS must be 0, 1 or 2, not {qos}")
+        registration = _Registration(handler, qos)
+        with self._lock:
+            entry = self._filters.get(topic_filter)
+            if entry is None:
+                entry = _Filter(self._next_identifier)
+                self._next_identifier += 1
+                self._filters[topic_filter] = entry
+            old_qos = entry.qos if entry.registrations else -1
+            entry.registrations.append(registration)
+            send = entry.qos > old_qos  # a new filter, or one that now needs a higher QoS
+        if send:
+            self._send_subscribe(topic_filter, entry)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                current = self._filters.get(topic_filter)
+                if current is None or registration not in current.registrations:
+                    return
+                current.registrations.remove(registration)
+                if current.registrations:
+                    return
+                del self._filters[topic_filter]
+            client = self._client
+            if client is not None:
+                client.unsubscribe(topic_filter)  # NO_CONN is fine: nothing to undo then
+
+        return unsubscribe
+
+    def _send_subscribe(self, topic_filter: str, entry: _Filter) -> None:
+        client = self._client
+        if client is None:
+            return  # on_connect subscribes once there is a connection
+        properties = _properties(PacketTypes.SUBSCRIBE)
+        properties.SubscriptionIdentifier = entry.identifier
+        # One SUBSCRIBE per filter: the identifier is a property of the whole packet.
+        # While disconnected this returns NO_CONN, and on_connect sends it again.
+        client.subscribe(
+            topic_filter, options=SubscribeOptions(qos=entry.qos), properties=properties
+        )
+
+    def on_connect(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` on the asyncio loop after every (re)connection, once the status
+        says `online` and the subscriptions are sent. Returns the function that removes it."""
+        box = [listener]
+        with self._lock:
+            self._listeners.append(box)
+
+        def remove() -> None:
+            with self._lock:
+                if box in self._listeners:
+                    self._listeners.remove(box)
+
+        return remove
+
+    # --- paho's thread ----------------------------------------------------------------
+    # Each callback does the network part here and hands the rest to the loop.
+
+    def _to_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed between check and call
+            loop.call_soon_threadsafe(callback, *args)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if self._stopping:
+            return
+        if reason.is_failure:
+            # Bad credentials, not authorised, banned...: paho tries again after the delay;
+            # the health says why, once.
+            error = DeviceUnavailable(f"broker refused the connection: {str(reason).lower()}")
+            self._to_loop(self._failed, error)
+            return
+        try:
+            client.publish(self.status_topic, ONLINE, qos=1, retain=True)
+            with self._lock:
+                filters = list(self._filters.items())
+            for topic_filter, entry in filters:
+                self._send_subscribe(topic_filter, entry)
+        except Exception:
+            log.exception("mqtt: setting up the new connection failed")
+        self._to_loop(self._connected_on_loop)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this from inside its `except OSError:` around the connection attempt,
+        # so the exception (refused, TLS verification, DNS) is the one being handled.
+        exc = sys.exc_info()[1]
+        settings = self.settings
+        where = f"{settings.host}:{settings.port}"
+        if isinstance(exc, ssl.SSLError):
+            message = f"TLS with the broker at {where} failed: {exc}"
+        elif exc is not None:
+            message = f"cannot reach the broker at {where}: {exc}"
+        else:
+            message = f"cannot reach the broker at {where}"
+        self._to_loop(self._failed, DeviceUnavailable(message))
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if self._stopping:
+            return
+        # paho names a dropped socket "Unspecified error"; only a DISCONNECT packet from the
+        # broker carries a reason worth showing.
+        why = str(reason).lower() if flags.is_disconnect_packet_from_server else None
+        self._to_loop(self._disconnected, why)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        for reason in reasons:
+            if reason.is_failure:
+                log.warning("mqtt: the broker refused a subscription: %s", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+            size = len(message.payload)
+            if size > MAX_PAYLOAD:
+                self._warn_oversized(topic, size)
+                return
+            identifiers: list[int] = []
+            if message.properties is not None:
+                identifiers = list(getattr(message.properties, "SubscriptionIdentifier", []))
+            received = Message(topic, bytes(message.payload), bool(message.retain), message.qos)
+            self._to_loop(self._dispatch, received, identifiers)
+        except Exception:
+            log.exception("mqtt: could not take a message in")
+
+    def _warn_oversized(self, topic: str, size: int) -> None:
+        # Once per topic (of the first hundred): a publisher stuck in a loop must not flood
+        # the log either.
+        if topic in self._warned_topics or len(self._warned_topics) >= 100:
+            log.debug("mqtt: dropped another oversized message (%d bytes) on %s", size, topic)
+            return
+        self._warned_topics.add(topic)
+        log.warning(
+            "mqtt: dropped a message of %d bytes on %s (the limit is %d bytes)",
+            size,
+            topic,
+            MAX_PAYLOAD,
+        )
+
+    # --- the asyncio loop ---------------------------------------------------------------
+
+    def _connected_on_loop(self) -> None:
+        if self._stopping:
+            return
+        self._connected = True
+        self._connected_event.set()
+        self.health.ok()
+        log.info("mqtt: connected to %s:%s", self.settings.host, self.settings.port)
+        with self._lock:
+            listeners = [box[0] for box in self._listeners]
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("mqtt: on-connect listener %r failed", listener)
+
+    def _failed(self, error: DeviceUnavailable) -> None:
+        if self._stopping:
+            return
+        self._connected = False
+        self._connected_event.clear()
+        self.health.failed(error)
+
+    def _disconnected(self, why: str | None) -> None:
+        if self._stopping:
+            return
+        where = f"{self.settings.host}:{self.settings.port}"
+        if self._connected:
+            message = f"lost the connection to the broker at {where}"
+        elif self.health.available:
+            # Dropped before the broker accepted us: a TLS listener spoken to in plain text,
+            # a port that is no MQTT broker, a CONNACK that never came.
+            message = f"the broker at {where} closed the connection before accepting it"
+        else:
+            return  # after a refusal: the refusal said more, keep it
+        self._failed(DeviceUnavailable(f"{message}: {why}" if why else message))
+
+    def _dispatch(self, message: Message, identifiers: list[int]) -> None:
+        with self._lock:
+            if identifiers:
+                # The broker says which subscription(s) this copy is for: run only those,
+                # so overlapping filters do not run a handler twice.
+                wanted = set(identifiers)
+                matched = [f for f in self._filters.values() if f.identifier in wanted]
+            else:
+                matched = [
+                    f
+                    for topic_filter, f in self._filters.items()
+                    if mqtt.topic_matches_sub(topic_filter, message.topic)
+                ]
+            handlers = [r.handler for f in matched for r in f.registrations]
+        for handler in handlers:
+            try:
+                handler(message)
+            except Exception:
+                log.exception("mqtt: handler %r failed on %s", handler, message.topic)

@@ -1,0 +1,226 @@
+"""The MQTT door: commands in on `<base>/<room>/cmd`, state out on `<base>/<room>/state`.
+
+A command is JSON, e.g. `{"action": "goto", "stage": "friction"}` (or a bare word for the
+simple ones: `next`). Anything wrong with it — not JSON, too large, nested too deep, an
+unknown action, room, stage or scene, or a command that does not fit the session — is
+reported on `<base>/<room>/error` and logged, and the service carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from .errors import AmbianceError, InvalidInput
+from .events import Event
+from .phones import iso
+from .scenes import NAME_PATTERN
+
+if TYPE_CHECKING:
+    from .mqtt import Message, MqttConnection
+    from .room import Room
+    from .service import Ambiance
+
+log = logging.getLogger(__name__)
+
+COMMAND_LIMIT = 8 * 1024  # bytes; a command is a few dozen
+SHOWN = 200  # characters of a bad command echoed back in the error
+STATE_EVENTS = ("session.", "stage.", "room.", "device.health")
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, max_length=64, description="Echoed in errors.")
+
+
+class Start(_Command):
+    action: Literal["start"]
+    routine: str | None = None
+    profile: str | None = Field(default=None, pattern=NAME_PATTERN)
+
+
+class Simple(_Command):
+    action: Literal["stop", "pause", "resume", "toggle_pause", "next", "previous"]
+
+
+class Goto(_Command):
+    action: Literal["goto"]
+    stage: str
+
+
+class SetStage(_Command):
+    action: Literal["set_stage"]
+    stage: str
+    remaining: float | None = Field(default=None, gt=0, le=86400)
+
+
+class Extend(_Command):
+    action: Literal["extend"]
+    seconds: float = Field(default=60, gt=0, le=3600)
+
+
+class ApplyScene(_Command):
+    action: Literal["scene"]
+    scene: str
+
+
+Command = Annotated[
+    Start | Simple | Goto | SetStage | Extend | ApplyScene, Field(discriminator="action")
+]
+_commands: TypeAdapter[Command] = TypeAdapter(Command)
+SIMPLE_ACTIONS = ("start", "stop", "pause", "resume", "toggle_pause", "next", "previous")
+ALL_ACTIONS = (*SIMPLE_ACTIONS, "goto", "set_stage", "extend", "scene")
+
+
+def parse_command(payload: bytes) -> Command:
+    """Parse one command; raise InvalidInput saying what is wrong."""
+    if len(payload) > COMMAND_LIMIT:
+        raise InvalidInput(
+            f"command too large: {len(payload)} bytes (the limit is {COMMAND_LIMIT})"
+        )
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise InvalidInput("command is not UTF-8 text") from None
+    if text in SIMPLE_ACTIONS:
+        data: Any = {"action": text}
+    else:
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise InvalidInput("command is nested too deeply") from None
+        except ValueError as exc:
+            raise InvalidInput(f"command is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput('command must be a JSON object like {"action": "next"}')
+    try:
+        return _commands.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:] or first["loc"])
+        message = str(first["msg"])
+        if first["type"] == "union_tag_invalid":
+            message = f"unknown action; known: {', '.join(ALL_ACTIONS)}"
+        elif first["type"] == "union_tag_not_found":
+            message = "the command needs an `action`"
+        raise InvalidInput(f"{where}: {message}" if where else message) from None
+    except RecursionError:
+        raise InvalidInput("command is nested too deeply") from None
+
+
+def run_command(room: Room, command: Command) -> None:
+    """Carry out a parsed command on a room (raises NotFound, Conflict, InvalidInput)."""
+    match command:
+        case Start():
+            room.start_spa(routine=command.routine, profile=command.profile)
+        case Goto():
+            room.goto(command.stage)
+        case SetStage():
+            room.set_stage(command.stage, command.remaining)
+        case Extend():
+            room.extend(command.seconds)
+        case ApplyScene():
+            room.apply_scene(command.scene)
+        case Simple(action="toggle_pause"):
+            if room.session is not None and room.session.status.value == "paused":
+                room.resume()
+            else:
+                room.pause()
+        case Simple():
+            actions = {
+                "stop": room.stop_session,
+                "pause": room.pause,
+                "resume": room.resume,
+                "next": room.next,
+                "previous": room.previous,
+            }
+            actions[command.action]()
+
+
+class MqttApi:
+    """Subscribes to every room's commands and publishes every room's state."""
+
+    def __init__(self, core: Ambiance, mqtt: MqttConnection) -> None:
+        self.core = core
+        self.mqtt = mqtt
+        self._unsubscribers: list[Any] = []
+        self._dirty: set[str] = set()
+        self._flush_scheduled = False
+
+    async def start(self) -> None:
+        if not self.mqtt.enabled:
+            return
+        self._unsubscribers = [
+            self.mqtt.subscribe(self.mqtt.topic("+", "cmd"), self._on_command),
+            self.core.bus.subscribe(self._on_event),
+            self.mqtt.on_connect(self._publish_all),
+        ]
+        self._publish_all()
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribers:
+            unsubscribe()
+        self._unsubscribers = []
+
+    # --- commands ---------------------------------------------------------------------
+
+    def _on_command(self, message: Message) -> None:
+        room_name = message.topic.split("/")[-2]
+        command_id: str | None = None
+        try:
+            command = parse_command(message.payload)
+            command_id = command.id
+            run_command(self.core.room(room_name), command)
+        except AmbianceError as exc:
+            self._report(room_name, exc.code, exc.message, message.payload, command_id)
+        except Exception:  # a bug must not take the door down
+            log.exception("%s: command failed", room_name)
+            self._report(room_name, "internal_error", "the command failed", message.payload, None)
+
+    def _report(
+        self, room: str, code: str, text: str, payload: bytes, command_id: str | None
+    ) -> None:
+        log.warning("%s: bad MQTT command: %s", room, text)
+        shown = payload[:SHOWN].decode("utf-8", errors="replace")
+        self.mqtt.publish(
+            self.mqtt.topic(room, "error"),
+            {
+                "error": {"code": code, "message": text},
+                "room": room,
+                "command": shown,
+                "id": command_id,
+                "at": iso(self.core.clock.now()),
+            },
+            qos=1,
+        )
+
+    # --- state ------------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if not event.kind.startswith(STATE_EVENTS) or event.room not in self.core.rooms:
+            return
+        # Several events from one command (stage.changed, then the lights) go out as one
+        # message, after the command has finished changing the room.
+        self._dirty.add(event.room)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for name in sorted(dirty):
+            self._publish_state(self.core.rooms[name])
+
+    def _publish_all(self) -> None:
+        for room in self.core.rooms.values():
+            self._publish_state(room)
+
+    def _publish_state(self, room: Room) -> None:
+        self.mqtt.publish(
+            self.mqtt.topic(room.name, "state"), room.state_message(), qos=1, retain=True
+        )
