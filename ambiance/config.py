@@ -34,6 +34,7 @@ from pydantic_settings import (
 from . import yamlfile
 from .distractions import DistractionConfig, HueDistraction
 from .errors import ConfigError
+from .lights.zigbee2mqtt import Zigbee2MqttLightsConfig
 from .mqtt import MqttSettings
 from .phones import PhoneConfig
 
@@ -96,7 +97,10 @@ class HueLightsConfig(_Model):
     retries: int = Field(default=2, ge=0, le=10)
 
 
-LightsConfig = Annotated[VirtualLightsConfig | HueLightsConfig, Field(discriminator="backend")]
+LightsConfig = Annotated[
+    VirtualLightsConfig | HueLightsConfig | Zigbee2MqttLightsConfig,
+    Field(discriminator="backend"),
+]
 
 
 class RoomConfig(_Model):
@@ -124,6 +128,12 @@ class DevicesConfig(_Model):
     retry_initial: float = Field(default=0.25, gt=0, le=60)
     retry_max: float = Field(default=2.0, gt=0, le=600)
     poll_interval: float = Field(default=30.0, gt=0, le=3600)
+    shutdown_timeout: float = Field(
+        default=5.0,
+        ge=0,
+        le=120,
+        description="How long a stop waits for the rooms to be put back before it goes.",
+    )
     settle_timeout: float = Field(
         default=2.0,
         ge=0,
@@ -164,6 +174,10 @@ class Settings(BaseSettings):
             if uses_mqtt and self.mqtt.host is None:
                 problems.append(
                     f"rooms.{name}: phones and MQTT distractions need a broker: set mqtt.host"
+                )
+            if isinstance(room.lights, Zigbee2MqttLightsConfig) and self.mqtt.host is None:
+                problems.append(
+                    f"rooms.{name}.lights: zigbee2mqtt lights need a broker: set mqtt.host"
                 )
             room_bridge = room.lights.bridge if isinstance(room.lights, HueLightsConfig) else None
             for index, item in enumerate(room.distractions):
@@ -207,7 +221,7 @@ def _where(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for part in loc:
         # pydantic puts the union's tag in the path (lights.hue.bridge); people wrote lights.bridge.
-        if parts and parts[-1] == "lights" and part in ("virtual", "hue"):
+        if parts and parts[-1] == "lights" and part in ("virtual", "hue", "zigbee2mqtt"):
             continue
         if part == "[key]":
             continue

@@ -8,6 +8,8 @@ already off stays off.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -50,6 +52,10 @@ class MqttDistraction(_Model):
     state_key: str | None = Field(
         default=None, description="The JSON field of the state message holding the state."
     )
+    get_topic: str | None = Field(
+        default=None, description="Where to ask the device to say its state, at start."
+    )
+    get_payload: str = ""
 
 
 class Zigbee2MqttDistraction(_Model):
@@ -85,12 +91,15 @@ def as_mqtt(
             payload_off=json.dumps({"state": "OFF"}),
             state_topic=topic,
             state_key="state",
+            get_topic=f"{topic}/get",
+            get_payload=json.dumps({"state": ""}),
         )
     return MqttDistraction(
         type="mqtt",
         name=config.device,
         command_topic=f"cmnd/{config.device}/POWER",
         state_topic=f"stat/{config.device}/POWER",
+        get_topic=f"cmnd/{config.device}/POWER",  # an empty POWER command asks for the state
     )
 
 
@@ -102,8 +111,8 @@ class Switch(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def is_on(self) -> bool | None:
-        """Return the state, or None when it is not known."""
+    async def is_on(self, wait: bool = False) -> bool | None:
+        """Return the state, or None when it is not known (`wait`: give it a moment)."""
         ...
 
     async def turn(self, on: bool) -> None: ...
@@ -142,7 +151,7 @@ class HueSwitch:
                 self._id = named[0]
         return self._id
 
-    async def is_on(self) -> bool | None:
+    async def is_on(self, wait: bool = False) -> bool | None:
         light = await self.bridge.request("GET", f"/lights/{await self._light_id()}")
         return bool(light.get("state", {}).get("on"))
 
@@ -153,21 +162,34 @@ class HueSwitch:
 class MqttSwitch:
     kind = "mqtt"
 
+    # How long a session's start waits for a device to say its state (a retained state
+    # arrives within milliseconds of subscribing; a device asked with `get` takes longer).
+    STATE_WAIT = 2.0
+
     def __init__(self, mqtt: MqttConnection, config: MqttDistraction) -> None:
         self.mqtt = mqtt
         self.config = config
         self.name = config.name
         self.state: bool | None = None
-        self._unsubscribe: Any = None
+        self._known = asyncio.Event()
+        self._unsubscribers: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         if self.config.state_topic:
-            self._unsubscribe = self.mqtt.subscribe(self.config.state_topic, self._on_state)
+            self._unsubscribers = [
+                self.mqtt.subscribe(self.config.state_topic, self._on_state),
+                self.mqtt.on_connect(self._ask),
+            ]
+            self._ask()
+
+    def _ask(self) -> None:
+        if self.config.get_topic and self.mqtt.connected:
+            self.mqtt.publish(self.config.get_topic, self.config.get_payload, qos=1)
 
     async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        for unsubscribe in self._unsubscribers:
+            unsubscribe()
+        self._unsubscribers = []
 
     def _on_state(self, message: Message) -> None:
         text = message.text.strip()
@@ -183,8 +205,14 @@ class MqttSwitch:
             self.state = True
         elif text == self.config.state_off:
             self.state = False
+        else:
+            return
+        self._known.set()
 
-    async def is_on(self) -> bool | None:
+    async def is_on(self, wait: bool = False) -> bool | None:
+        if wait and self.config.state_topic and not self._known.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._known.wait(), self.STATE_WAIT)
         return self.state
 
     async def turn(self, on: bool) -> None:
@@ -193,7 +221,7 @@ class MqttSwitch:
         payload = self.config.payload_on if on else self.config.payload_off
         self.mqtt.publish(self.config.command_topic, payload, qos=1)
         if self.config.state_topic is None:
-            self.state = on
+            self.state = on  # nothing will tell us: remember what we asked
 
 
 class Distractions:
@@ -221,7 +249,7 @@ class Distractions:
     async def snapshot(self) -> frozenset[str]:
         on = set()
         for switch in self.switches:
-            state = await switch.is_on()
+            state = await switch.is_on(wait=True)
             if state is None:
                 log.info(
                     "%s: state unknown; taken to be on, so it comes back on after", switch.name
@@ -251,7 +279,7 @@ class Distractions:
             if names is not None and switch.name not in names:
                 continue
             try:
-                if only_if_on and await switch.is_on() is False:
+                if only_if_on and await switch.is_on(wait=True) is False:
                     continue
                 await action(switch)
             except DeviceError as exc:

@@ -97,6 +97,9 @@ class MqttSettings(BaseModel):
     client_id: str | None = Field(default=None, description="None: ambiance-<hostname>.")
     keepalive: int = Field(default=60, ge=5, le=3600)
     base_topic: str = "ambiance"
+    discovery_prefix: str = Field(
+        default="homeassistant", description="Home Assistant's MQTT discovery prefix."
+    )
     reconnect_min: float = Field(default=0.5, gt=0, le=3600)
     reconnect_max: float = Field(default=30.0, gt=0, le=3600)
 
@@ -106,19 +109,17 @@ class MqttSettings(BaseModel):
         # An empty AMBIANCE_MQTT__HOST= means "no broker", not a broker called "".
         return value.strip() or None if value is not None else None
 
-    @field_validator("base_topic")
+    @field_validator("base_topic", "discovery_prefix")
     @classmethod
     def _base_topic(cls, value: str) -> str:
         if not value:
-            raise ValueError("base_topic must not be empty")
+            raise ValueError("must not be empty")
         if "+" in value or "#" in value or "\0" in value:
-            raise ValueError(f"base_topic {value!r} must not contain the wildcards + or #")
+            raise ValueError(f"{value!r} must not contain the wildcards + or #")
         if value.startswith("/") or value.endswith("/") or "//" in value:
-            raise ValueError(
-                f"base_topic {value!r} must not start or end with '/' nor have empty levels"
-            )
+            raise ValueError(f"{value!r} must not start or end with '/' nor have empty levels")
         if value.startswith("$"):
-            raise ValueError(f"base_topic {value!r} must not start with '$' (broker topics)")
+            raise ValueError(f"{value!r} must not start with '$' (broker topics)")
         return value
 
     @model_validator(mode="after")
@@ -149,6 +150,9 @@ class Message:
     payload: bytes
     retain: bool
     qos: int
+    # Over MAX_PAYLOAD: the payload is left out (b"") and only handlers that asked for
+    # oversized messages see it, so that a door can say "too large" to the sender.
+    oversized: int | None = None  # the size in bytes, when oversized
 
     @property
     def text(self) -> str:
@@ -164,6 +168,7 @@ Listener = Callable[[], None]
 class _Registration:
     handler: Handler
     qos: int
+    oversized: bool = False
 
 
 @dataclass(eq=False)
@@ -216,6 +221,12 @@ class MqttConnection:
         # Guards the registries below: they are read on paho's thread (on_connect) and
         # changed from the service's.
         self._lock = threading.Lock()
+        # SUBSCRIBEs the broker has not acknowledged yet (by message id), and the
+        # acknowledgements that came before we noted their id (paho's thread is quick).
+        self._unacked: set[int] = set()
+        self._early_acks: set[int] = set()
+        self._subscribed = asyncio.Event()
+        self._subscribed.set()
         self._filters: dict[str, _Filter] = {}
         self._next_identifier = 1
         self._listeners: list[list[Listener]] = []  # boxed, so removal is by identity
@@ -390,14 +401,19 @@ class MqttConnection:
 
     # --- subscribing ------------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> Callable[[], None]:
+    def subscribe(
+        self, topic_filter: str, handler: Handler, qos: int = 1, *, oversized: bool = False
+    ) -> Callable[[], None]:
         """Call `handler` on the asyncio loop for each message on `topic_filter` (wildcards
-        allowed), from now on and after every reconnect. Returns the unsubscribe function."""
+        allowed), from now on and after every reconnect. Returns the unsubscribe function.
+
+        With `oversized`, the handler also hears of messages over MAX_PAYLOAD (with an
+        empty payload and `Message.oversized` set to the size)."""
         if not topic_filter:
             raise ValueError("empty topic filter")
         if qos not in (0, 1, 2):
             raise ValueError(f"QoS must be 0, 1 or 2, not {qos}")
-        registration = _Registration(handler, qos)
+        registration = _Registration(handler, qos, oversized)
         with self._lock:
             entry = self._filters.get(topic_filter)
             if entry is None:
@@ -433,9 +449,35 @@ class MqttConnection:
         properties.SubscriptionIdentifier = entry.identifier
         # One SUBSCRIBE per filter: the identifier is a property of the whole packet.
         # While disconnected this returns NO_CONN, and on_connect sends it again.
-        client.subscribe(
+        result, mid = client.subscribe(
             topic_filter, options=SubscribeOptions(qos=entry.qos), properties=properties
         )
+        if result == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
+            with self._lock:
+                if mid in self._early_acks:
+                    self._early_acks.discard(mid)
+                else:
+                    self._unacked.add(mid)
+            self._to_loop(self._subscriptions_changed)
+
+    def _subscriptions_changed(self) -> None:
+        with self._lock:
+            settled = not self._unacked
+        if settled:
+            self._subscribed.set()
+        else:
+            self._subscribed.clear()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until connected and every subscription is acknowledged by the broker, so
+        that a message published from now on reaches our handlers; False on timeout."""
+        if not await self.wait_connected(timeout):
+            return False
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self.connected
 
     def on_connect(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` on the asyncio loop after every (re)connection, once the status
@@ -511,6 +553,11 @@ class MqttConnection:
     ) -> None:
         if self._stopping:
             return
+        # Those SUBSCRIBEs died with the connection; on_connect (this thread, later) resends.
+        with self._lock:
+            self._unacked.clear()
+            self._early_acks.clear()
+        self._to_loop(self._subscriptions_changed)
         # paho names a dropped socket "Unspecified error"; only a DISCONNECT packet from the
         # broker carries a reason worth showing.
         why = str(reason).lower() if flags.is_disconnect_packet_from_server else None
@@ -527,18 +574,25 @@ class MqttConnection:
         for reason in reasons:
             if reason.is_failure:
                 log.warning("mqtt: the broker refused a subscription: %s", reason)
+        with self._lock:
+            if mid in self._unacked:
+                self._unacked.discard(mid)
+            else:
+                self._early_acks.add(mid)
+        self._to_loop(self._subscriptions_changed)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             topic = message.topic
             size = len(message.payload)
-            if size > MAX_PAYLOAD:
-                self._warn_oversized(topic, size)
-                return
             identifiers: list[int] = []
             if message.properties is not None:
                 identifiers = list(getattr(message.properties, "SubscriptionIdentifier", []))
-            received = Message(topic, bytes(message.payload), bool(message.retain), message.qos)
+            if size > MAX_PAYLOAD:
+                self._warn_oversized(topic, size)
+                received = Message(topic, b"", bool(message.retain), message.qos, oversized=size)
+            else:
+                received = Message(topic, bytes(message.payload), bool(message.retain), message.qos)
             self._to_loop(self._dispatch, received, identifiers)
         except Exception:
             log.exception("mqtt: could not take a message in")
@@ -608,7 +662,12 @@ class MqttConnection:
                     for topic_filter, f in self._filters.items()
                     if mqtt.topic_matches_sub(topic_filter, message.topic)
                 ]
-            handlers = [r.handler for f in matched for r in f.registrations]
+            handlers = [
+                r.handler
+                for f in matched
+                for r in f.registrations
+                if message.oversized is None or r.oversized
+            ]
         for handler in handlers:
             try:
                 handler(message)

@@ -155,7 +155,7 @@ class MqttApi:
         if not self.mqtt.enabled:
             return
         self._unsubscribers = [
-            self.mqtt.subscribe(self.mqtt.topic("+", "cmd"), self._on_command),
+            self.mqtt.subscribe(self.mqtt.topic("+", "cmd"), self._on_command, oversized=True),
             self.core.bus.subscribe(self._on_event),
             self.mqtt.on_connect(self._publish_all),
         ]
@@ -172,6 +172,10 @@ class MqttApi:
         room_name = message.topic.split("/")[-2]
         command_id: str | None = None
         try:
+            if message.oversized is not None:
+                raise InvalidInput(
+                    f"command too large: {message.oversized} bytes (the limit is {COMMAND_LIMIT})"
+                )
             command = parse_command(message.payload)
             command_id = command.id
             run_command(self.core.room(room_name), command)

@@ -7,6 +7,7 @@ devices match; and every change goes out on the event bus.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -69,8 +70,7 @@ class Room:
         if self.session is not None:
             log.info("%s: ending the session on shutdown", self.name)
             self.stop_session()
-            for coordinator in self.coordinators:
-                await coordinator.wait_synced(restore_timeout)
+            await asyncio.gather(*(c.wait_synced(restore_timeout) for c in self.coordinators))
         self._cancel_timer()
         for coordinator in self.coordinators:
             await coordinator.stop()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .clock import Clock, SystemClock
 from .config import HueLightsConfig, RoomConfig, Settings, VirtualLightsConfig
 from .coordinator import Coordinator
+from .discovery import Discovery
 from .distractions import (
     DistractionConfig,
     Distractions,
@@ -25,6 +26,7 @@ from .errors import ConfigError, NotFound
 from .events import EventBus
 from .lights.base import LightsBackend, kelvin_to_mired
 from .lights.virtual import VirtualLight, VirtualLights
+from .lights.zigbee2mqtt import Zigbee2MqttLights, Zigbee2MqttLightsConfig
 from .mqtt import MqttConnection
 from .mqtt_api import MqttApi
 from .phones import Phones
@@ -71,6 +73,7 @@ class Ambiance:
         self.rooms: dict[str, Room] = {}
         self.mqtt = MqttConnection(settings.mqtt, self.bus, self.clock)
         self.mqtt_api = MqttApi(self, self.mqtt)
+        self.discovery = Discovery(self, self.mqtt, settings.mqtt.discovery_prefix)
         self._bridges: dict[str, HueBridge] = {}
 
     async def start(self) -> None:
@@ -85,11 +88,13 @@ class Ambiance:
         for room in self.rooms.values():
             await room.start()
         await self.mqtt_api.start()
+        await self.discovery.start()
         log.info("ambiance %s: rooms %s", __version__, ", ".join(self.rooms))
 
     async def stop(self) -> None:
         for room in self.rooms.values():
-            await room.stop()
+            await room.stop(self.settings.devices.shutdown_timeout)
+        await self.discovery.stop()
         await self.mqtt_api.stop()
         for bridge in self._bridges.values():
             await bridge.stop()
@@ -182,6 +187,8 @@ class Ambiance:
                     for index, light in enumerate(lights.lights, start=1)
                 ]
             )
+        if isinstance(lights, Zigbee2MqttLightsConfig):
+            return Zigbee2MqttLights(self.mqtt, lights)
         assert isinstance(lights, HueLightsConfig)
         from .lights.hue import HueLights  # phue is only imported when a room uses Hue
 

@@ -146,6 +146,9 @@ class Mosquitto:
         self.workdir = workdir
         self.host = HOST
         self.port = port if port is not None else free_port()
+        # A port picked here may be taken by another process before Mosquitto binds it;
+        # then the first start moves to another one (a restart must keep its port).
+        self._may_move = port is None
         self.users = dict(users or {})
         self.certificates = certificates
         self.require_certificate = require_certificate
@@ -202,6 +205,20 @@ class Mosquitto:
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start the broker and return once it says it runs (its listener is open by then)."""
+        for _ in range(5):
+            try:
+                self._start(timeout)
+            except RuntimeError as exc:
+                if not (self._may_move and "Address already in use" in str(exc)):
+                    raise
+                self.port = free_port()
+                self._write_config()
+                continue
+            self._may_move = False
+            return
+        raise RuntimeError("mosquitto found no free port in 5 tries")
+
+    def _start(self, timeout: float) -> None:
         if self.running:
             return
         with self._changed:

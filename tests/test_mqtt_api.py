@@ -1,0 +1,279 @@
+"""The MQTT side against a real Mosquitto: phones on do-not-disturb, distractions,
+commands in, state out, and a broker that goes away mid-session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ambiance.clock import FakeClock
+from ambiance.config import DevicesConfig, RoomConfig, Settings
+from ambiance.distractions import MqttDistraction, TasmotaDistraction, Zigbee2MqttDistraction
+from ambiance.phones import PhoneConfig
+from ambiance.service import Ambiance
+from tests.helpers import EventLog, make_library
+from tests.mosquitto import Mosquitto, Received, Subscriber, async_read_retained
+from tests.mqtt_fixtures import mqtt_settings
+
+pytestmark = pytest.mark.anyio
+
+PHONES = [
+    PhoneConfig(name="sams-pixel", mode="priority_only"),
+    PhoneConfig(name="alex-phone", mode="total_silence"),
+]
+
+
+@dataclass
+class Rig:
+    core: Ambiance
+    clock: FakeClock
+    broker: Mosquitto
+    sub: Subscriber
+    log: EventLog
+
+    def command(self, payload: str | bytes, room: str = "bedroom") -> None:
+        self.sub.publish(f"ambiance/{room}/cmd", payload)
+
+    async def state(self, **expected: Any) -> dict[str, Any]:
+        """Wait for a state message of the bedroom with these fields."""
+
+        def fits(m: Received) -> bool:
+            try:
+                body = json.loads(m.payload)
+            except ValueError:
+                return False
+            return all(body.get(k) == v for k, v in expected.items())
+
+        message = await self.sub.async_wait_for("ambiance/bedroom/state", predicate=fits)
+        return dict(json.loads(message.payload))
+
+
+def settings(broker: Mosquitto, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        mqtt=mqtt_settings(broker),
+        rooms={
+            "bedroom": RoomConfig(
+                routine="quick",
+                phones=PHONES,
+                distractions=[
+                    Zigbee2MqttDistraction(type="zigbee2mqtt", device="tv_plug"),
+                    TasmotaDistraction(type="tasmota", device="fan"),
+                    MqttDistraction(
+                        type="mqtt",
+                        name="screen",
+                        command_topic="home/screen/set",
+                        payload_on="1",
+                        payload_off="0",
+                    ),
+                ],
+            ),
+        },
+        devices=DevicesConfig(retry_initial=0.02, retry_max=0.1, settle_timeout=0.5),
+    )
+
+
+@pytest.fixture
+async def rig(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[Rig]:
+    with Subscriber(mosquitto, "ambiance/#", "zigbee2mqtt/+/set", "cmnd/#", "home/#") as sub:
+        # The devices' own state, as they would have published it (retained).
+        sub.publish(
+            "zigbee2mqtt/tv_plug", json.dumps({"state": "ON", "linkquality": 80}), retain=True
+        )
+        sub.publish("stat/fan/POWER", "OFF", retain=True)
+        clock = FakeClock()
+        core = Ambiance(settings(mosquitto, tmp_path), clock=clock, library=make_library())
+        log = EventLog(core.bus)
+        async with core:
+            assert await core.mqtt.wait_ready(5)
+            yield Rig(core, clock, mosquitto, sub, log)
+
+
+def dnd(sub: Subscriber, phone: str) -> list[dict[str, Any]]:
+    return [json.loads(m.payload) for m in sub.matching(f"ambiance/phones/{phone}/dnd")]
+
+
+async def test_dnd_on_and_off_for_every_phone(rig: Rig) -> None:
+    rig.command('{"action": "start"}')
+    for phone in PHONES:
+        message = await rig.sub.async_wait_for(
+            f"ambiance/phones/{phone.name}/dnd", predicate=lambda m: b'"on"' in m.payload
+        )
+        body = json.loads(message.payload)
+        assert message.qos == 1  # published QoS 1, so a phone that is away gets it later
+        assert body["state"] == "on"
+        assert body["mode"] == phone.mode
+        assert body["room"] == "bedroom"
+        assert body["until"].startswith("2027-01-15T08:")  # the session's expected end
+    rig.command('{"action": "stop"}')
+    for phone in PHONES:
+        message = await rig.sub.async_wait_for(
+            f"ambiance/phones/{phone.name}/dnd", predicate=lambda m: b'"off"' in m.payload
+        )
+        assert json.loads(message.payload)["mode"] == "off"
+    # A phone that connects later reads the retained "off".
+    retained = await async_read_retained(rig.broker, "ambiance/phones/+/dnd")
+    assert {t: json.loads(p)["state"] for t, p in retained.items()} == {
+        "ambiance/phones/sams-pixel/dnd": "off",
+        "ambiance/phones/alex-phone/dnd": "off",
+    }
+
+
+async def test_retained_state_is_right_for_a_late_subscriber(rig: Rig) -> None:
+    rig.command('{"action": "start", "routine": "timed"}')
+    await rig.state(status="running", stage="a")
+    rig.command("next")
+    await rig.state(stage="b")
+    retained = await async_read_retained(rig.broker, "ambiance/+/state")
+    body = json.loads(retained["ambiance/bedroom/state"])
+    assert body["status"] == "running"
+    assert body["routine"] == "timed"
+    assert body["stage"] == "b"
+    assert body["stage_remaining"] == 120
+    assert body["total_remaining"] == 150
+    assert body["scene"] == "dark"
+    assert body["dnd"] is True
+    assert body["stage_ends_at"] is not None
+
+
+async def test_each_command_round_trips(rig: Rig) -> None:
+    rig.command('{"action": "start", "routine": "timed", "profile": "sam"}')
+    body = await rig.state(status="running", stage="a")
+    assert body["profile"] == "sam"
+    rig.command('{"action": "pause"}')
+    await rig.state(status="paused")
+    rig.command('{"action": "resume"}')
+    await rig.state(status="running", stage="a")
+    rig.command('{"action": "toggle_pause"}')
+    await rig.state(status="paused")
+    rig.command("toggle_pause")
+    await rig.state(status="running", stage="a")
+    rig.command('{"action": "next"}')
+    await rig.state(stage="b")
+    rig.command('{"action": "previous"}')
+    await rig.state(stage="a", stage_remaining=60)
+    rig.command('{"action": "goto", "stage": "c"}')
+    await rig.state(stage="c", stage_remaining=30)
+    rig.command('{"action": "extend", "seconds": 45}')
+    await rig.state(stage="c", stage_remaining=75)
+    rig.command('{"action": "set_stage", "stage": "b", "remaining": 12}')
+    await rig.state(stage="b", stage_remaining=12)
+    rig.command('{"action": "scene", "scene": "warm"}')
+    await rig.state(stage="b", scene="warm")
+    rig.command('{"action": "stop"}')
+    await rig.state(status="idle", stage=None)
+    assert rig.sub.matching("ambiance/bedroom/error") == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "words"),
+    [
+        (b"{not json", "invalid_input", "not JSON"),
+        (b'{"action": "dance"}', "invalid_input", "unknown action"),
+        (b'{"stage": "a"}', "invalid_input", "needs an `action`"),
+        (b'{"action": "goto"}', "invalid_input", "stage"),
+        (b'{"action": "goto", "stage": "nowhere"}', "stage_not_found", "'nowhere'"),
+        (b'{"action": "scene", "scene": "disco"}', "scene_not_found", "'disco'"),
+        (b'{"action": "extend", "seconds": -4}', "invalid_input", "seconds"),
+        (b'{"action": "next", "extra": 1}', "invalid_input", "extra"),
+        (b"[1, 2, 3]", "invalid_input", "JSON object"),
+        (b'"next"', "invalid_input", "JSON object"),
+        (b"\xff\xfe\x00garbage", "invalid_input", "UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid_input", ""),
+        (b'{"action": "next", "pad": "' + b"x" * 20_000 + b'"}', "invalid_input", "too large"),
+        (b'{"action": "resume"}', "conflict", "no session"),
+    ],
+    ids=[
+        "not-json",
+        "unknown-action",
+        "no-action",
+        "missing-field",
+        "unknown-stage",
+        "unknown-scene",
+        "out-of-range",
+        "extra-field",
+        "list",
+        "string",
+        "bytes",
+        "deep",
+        "huge",
+        "conflict",
+    ],
+)
+async def test_malformed_commands_are_reported_and_the_service_goes_on(
+    rig: Rig, payload: bytes, code: str, words: str
+) -> None:
+    if code != "conflict":
+        rig.command('{"action": "start"}')
+        await rig.state(status="running")
+    rig.command(payload)
+    message = await rig.sub.async_wait_for("ambiance/bedroom/error")
+    body = json.loads(message.payload)
+    assert body["error"]["code"] == code
+    assert words in body["error"]["message"]
+    assert body["room"] == "bedroom"
+    assert len(body["command"]) <= 200
+    # Still serving.
+    rig.command('{"action": "stop"}' if code != "conflict" else '{"action": "start"}')
+    await rig.state(status="idle" if code != "conflict" else "running")
+
+
+async def test_a_command_for_an_unknown_room_is_reported_on_its_topic(rig: Rig) -> None:
+    rig.command('{"action": "start", "id": "abc"}', room="kitchen")
+    message = await rig.sub.async_wait_for("ambiance/kitchen/error")
+    body = json.loads(message.payload)
+    assert body["error"]["code"] == "room_not_found"
+    assert "'kitchen'" in body["error"]["message"]
+    assert body["id"] == "abc"
+
+
+async def test_distractions_off_for_the_session_and_only_those_back_on(rig: Rig) -> None:
+    rig.command('{"action": "start"}')
+    off = await rig.sub.async_wait_for("zigbee2mqtt/tv_plug/set", '{"state": "OFF"}')
+    assert off.qos == 1
+    await rig.sub.async_wait_for("home/screen/set", "0")
+    room = rig.core.room("bedroom")
+    assert room.distractions is not None
+    assert await room.distractions.wait_synced(5)
+    # The fan was already off: it is neither switched off nor, later, on.
+    assert [m.text for m in rig.sub.matching("cmnd/fan/POWER")] == [""]  # only the state query
+    rig.command('{"action": "stop"}')
+    await rig.sub.async_wait_for("zigbee2mqtt/tv_plug/set", '{"state": "ON"}')
+    await rig.sub.async_wait_for("home/screen/set", "1")
+    assert await room.distractions.wait_synced(5)
+    assert [m.text for m in rig.sub.matching("cmnd/fan/POWER")] == [""]
+
+
+async def test_the_broker_away_mid_session_still_delivers_dnd_and_state(rig: Rig) -> None:
+    rig.command('{"action": "start"}')
+    await rig.state(status="running")
+    room = rig.core.room("bedroom")
+    rig.broker.stop()
+    mark = len(rig.log.events)
+    await rig.log.wait_for(
+        lambda e: (
+            e.kind == "device.health" and e.data["device"] == "mqtt" and not e.data["available"]
+        ),
+        start=mark,
+    )
+    assert room.degraded  # the phones cannot be reached
+    assert room.view()["health"]["status"] == "degraded"
+    room.stop_session()  # while the broker is away: DND off and the state wait in memory
+    rig.broker.start()  # same port; this broker kept nothing (no persistence)
+    for phone in PHONES:
+        await rig.sub.async_wait_for(
+            f"ambiance/phones/{phone.name}/dnd",
+            predicate=lambda m: json.loads(m.payload)["state"] == "off",
+            timeout=10,
+        )
+    await rig.state(status="idle")
+    retained = await async_read_retained(rig.broker, "ambiance/#")
+    assert json.loads(retained["ambiance/bedroom/state"])["status"] == "idle"
+    assert json.loads(retained["ambiance/phones/sams-pixel/dnd"])["state"] == "off"
+    assert retained["ambiance/status"] == b"online"
+    assert not room.degraded
