@@ -122,6 +122,21 @@ def cmd_pair(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- chime ------------------------------------------------------------------------------
+
+
+def cmd_chime(args: argparse.Namespace) -> int:
+    from .music.chime import chime_wav
+
+    folder: Path = args.out.expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "chime.wav"
+    path.write_bytes(chime_wav())
+    print(f"Wrote {path}. Let your player see it (for MPD: `mpc update`), and point")
+    print("`music.cue` at it, relative to the music library (default: ambiance/chime.wav).")
+    return 0
+
+
 # --- main -------------------------------------------------------------------------------
 
 
@@ -160,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("--bridge", required=True, metavar="HOST[:PORT]")
     pair.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
     pair.set_defaults(func=cmd_pair)
+
+    chime = sub.add_parser("chime", help="write the stage chime (a WAV file) for your player")
+    chime.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder to write chime.wav into, e.g. <music dir>/ambiance",
+    )
+    chime.set_defaults(func=cmd_chime)
     return parser
 
 

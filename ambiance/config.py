@@ -36,6 +36,7 @@ from .distractions import DistractionConfig, HueDistraction
 from .errors import ConfigError
 from .lights.zigbee2mqtt import Zigbee2MqttLightsConfig
 from .mqtt import MqttSettings
+from .music.base import MqttMusicConfig, MusicConfig, NoMusicConfig
 from .phones import PhoneConfig
 
 ROOM_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -113,6 +114,9 @@ class RoomConfig(_Model):
     distractions: list[DistractionConfig] = Field(
         default_factory=list, description="Things switched off during a session."
     )
+    music: Annotated[MusicConfig, Field(discriminator="backend")] = Field(
+        default_factory=NoMusicConfig, description="What plays the scenes' music."
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> RoomConfig:
@@ -168,12 +172,15 @@ class Settings(BaseSettings):
     def _devices_have_their_way_in(self) -> Settings:
         problems = []
         for name, room in self.rooms.items():
-            uses_mqtt = bool(room.phones) or any(
-                not isinstance(d, HueDistraction) for d in room.distractions
+            uses_mqtt = (
+                bool(room.phones)
+                or any(not isinstance(d, HueDistraction) for d in room.distractions)
+                or isinstance(room.music, MqttMusicConfig)
             )
             if uses_mqtt and self.mqtt.host is None:
                 problems.append(
-                    f"rooms.{name}: phones and MQTT distractions need a broker: set mqtt.host"
+                    f"rooms.{name}: phones, MQTT distractions and MQTT music need a broker: "
+                    "set mqtt.host"
                 )
             if isinstance(room.lights, Zigbee2MqttLightsConfig) and self.mqtt.host is None:
                 problems.append(
@@ -221,7 +228,8 @@ def _where(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for part in loc:
         # pydantic puts the union's tag in the path (lights.hue.bridge); people wrote lights.bridge.
-        if parts and parts[-1] == "lights" and part in ("virtual", "hue", "zigbee2mqtt"):
+        tags = ("virtual", "hue", "zigbee2mqtt", "none", "mpd", "mqtt")
+        if parts and parts[-1] in ("lights", "music") and part in tags:
             continue
         if part == "[key]":
             continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -67,6 +68,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         retry_initial: float = 0.25,
         retry_max: float = 2.0,
         poll_interval: float = 30.0,
+        on_snapshot: Callable[[SnapT], None] | None = None,
     ) -> None:
         self.room = room
         self.device = device
@@ -76,6 +78,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.poll_interval = poll_interval
+        self.on_snapshot = on_snapshot  # to keep the snapshot safe (the store)
         self.health = Availability(room, device, backend.kind, bus, clock)
         self.state: StateT | None = None  # as last read from the device
         self.snapshot: SnapT | None = None
@@ -110,6 +113,15 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
             self._desired = None
         elif self.snapshot is None:
             self._want_snapshot = True
+        self._changed()
+
+    def resume_session(self, snapshot: SnapT | None) -> None:
+        """Pick a session up again after a restart, with the snapshot taken at its start.
+
+        Without one, no change had reached the device before the restart: take it now.
+        """
+        self.snapshot = snapshot
+        self._want_snapshot = snapshot is None
         self._changed()
 
     def show(self, target: TargetT) -> None:
@@ -188,6 +200,8 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         if self._want_snapshot and self.snapshot is None:
             self.snapshot = await self.backend.snapshot()
             self._want_snapshot = False
+            if self.on_snapshot is not None:
+                self.on_snapshot(self.snapshot)
         desired = self._desired
         if desired is not None and desired is not self._applied:
             if isinstance(desired, Restore):

@@ -9,23 +9,44 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .lights.base import LightTarget
-from .scenes import MusicSpec, Scene
+from .music.base import MusicTarget
+from .scenes import MusicSpec, Scene, Stage
 
 
 @dataclass(frozen=True)
 class RoomTarget:
     scene: str
     lights: LightTarget
-    music: MusicSpec | None
+    music: MusicTarget | None  # None: leave the music as it is
     dnd: bool | None
     distractions: bool | None
 
 
-def room_target(scene: Scene) -> RoomTarget:
+def music_target(spec: MusicSpec, stage: Stage | None, cue: int) -> MusicTarget:
+    tempo = stage.tempo if stage is not None else None
+    playlist = spec.playlist_for(tempo)
+    return MusicTarget(
+        playlist=playlist,
+        tracks=() if playlist else tuple(spec.tracks),  # a playlist wins over tracks
+        volume=spec.volume,
+        fade=spec.fade,
+        crossfade=spec.crossfade,
+        stop=spec.stop,
+        tempo=tempo,
+        stage=stage.name if stage is not None else None,
+        cue=cue,
+    )
+
+
+def room_target(scene: Scene, stage: Stage | None = None, cue: int = 0) -> RoomTarget:
+    """What the room should be like for `scene` (in `stage`, when a session runs).
+
+    `cue` is the room's chime counter: a new value asks the music to chime first.
+    """
     return RoomTarget(
         scene=scene.name,
         lights=scene.lights.target(),
-        music=scene.music,
+        music=music_target(scene.music, stage, cue) if scene.music is not None else None,
         dnd=scene.dnd,
         distractions=scene.distractions,
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 from .clock import Clock
 from .errors import Conflict, InvalidInput, NotFound
-from .scenes import Routine, Stage
+from .scenes import Routine, Scene, Stage
 
 MAX_EXTEND = 3600.0
 
@@ -61,6 +61,7 @@ class Session:
     clock: Clock
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     profile: str | None = None
+    scenes: dict[str, Scene] = field(default_factory=dict)  # adapted to the profile
     status: Status = Status.RUNNING
     index: int = 0
     started_at: float = 0.0
@@ -171,6 +172,48 @@ class Session:
                 events += self._enter(self.index + 1, at, Reason.TIMER)
         return events
 
+    # --- keeping it ------------------------------------------------------------------
+
+    def record(self) -> dict[str, Any]:
+        """Everything needed to pick this session up again after a restart."""
+        return {
+            "id": self.id,
+            "routine": self.routine.name,
+            "routine_data": {
+                "routine": self.routine.model_dump(mode="json"),
+                "scenes": {n: s.model_dump(mode="json") for n, s in self.scenes.items()},
+            },
+            "profile": self.profile,
+            "status": self.status.value,
+            "index": self.index,
+            "started_at": self.started_at,
+            "stage_started_at": self.stage_started_at,
+            "deadline": self.deadline,
+            "paused_remaining": self.paused_remaining,
+            "ended_at": self.ended_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], clock: Clock) -> Session:
+        """Rebuild a session from `record()`; `tick()` then catches up with the clock."""
+        data = record["routine_data"]
+        routine = Routine.model_validate(data["routine"])
+        session = cls(
+            routine=routine,
+            clock=clock,
+            id=record["id"],
+            profile=record["profile"],
+            scenes={n: Scene.model_validate(s) for n, s in data.get("scenes", {}).items()},
+            status=Status(record["status"]),
+            index=min(int(record["index"]), len(routine.stages) - 1),
+            started_at=float(record["started_at"]),
+            stage_started_at=float(record["stage_started_at"]),
+            deadline=record["deadline"],
+            paused_remaining=record["paused_remaining"],
+            ended_at=record["ended_at"],
+        )
+        return session
+
     # --- views ----------------------------------------------------------------------
 
     def stage_remaining(self, now: float) -> float | None:
@@ -207,6 +250,7 @@ class Session:
                 "scene": stage.scene,
                 "timed": stage.timed,
                 "duration": stage.duration,
+                "tempo": stage.tempo,
                 "started_at": self.stage_started_at,
                 "remaining": self.stage_remaining(now),
                 "guidance": stage.guidance.model_dump(),

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .clock import Clock
 from .mqtt import MqttConnection
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,18 @@ class Phones:
     """The phones of one room; `set()` says whether they should be on do-not-disturb."""
 
     def __init__(
-        self, room: str, phones: list[PhoneConfig], mqtt: MqttConnection, clock: Clock
+        self,
+        room: str,
+        phones: list[PhoneConfig],
+        mqtt: MqttConnection,
+        clock: Clock,
+        store: Store | None = None,
     ) -> None:
         self.room = room
         self.phones = phones
         self.mqtt = mqtt
         self.clock = clock
+        self.store = store
         self.on = False  # what we last asked of them
         self.until: float | None = None
         self.session: str | None = None
@@ -73,8 +80,23 @@ class Phones:
             return
         self.on, self.until, self.session = on, (until if on else None), session
         for phone in self.phones:
-            self.mqtt.publish(self.topic(phone), self.payload(phone), qos=1, retain=True)
+            payload = self.payload(phone)
+            self.mqtt.publish(self.topic(phone), payload, qos=1, retain=True)
+            if self.store is not None:  # so that after a restart "off" still follows "on"
+                self.store.save_dnd(self.room, phone.name, payload, at=self.clock.now())
         log.info("%s: phones %s on do-not-disturb", self.room, "put" if on else "taken off")
+
+    def load(self) -> None:
+        """Take up what was last sent to the phones before a restart."""
+        if self.store is None:
+            return
+        sent = self.store.dnd_states(self.room)
+        on = [p for p in sent.values() if p.get("state") == "on"]
+        if on:
+            self.on = True
+            until = on[0].get("until")
+            self.until = datetime.fromisoformat(until).timestamp() if until else None
+            self.session = on[0].get("session")
 
     def payload(self, phone: PhoneConfig) -> dict[str, Any]:
         return {

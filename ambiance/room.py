@@ -8,7 +8,10 @@ devices match; and every change goes out on the event bus.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from typing import Any
 
 from .clock import Clock, Timer
@@ -20,14 +23,44 @@ from .engine import Session
 from .errors import Conflict
 from .events import Event, EventBus
 from .lights.base import LightState, LightTarget, Snapshot, lights_view
+from .music.base import MusicState, MusicTarget
+from .people import ProfileBook
 from .phones import Phones, iso
-from .scenes import Library, Scene
+from .profiles import adapt
+from .scenes import Library, Scene, Stage
+from .store import SessionRecord, Store
 
 log = logging.getLogger(__name__)
 
 LightsCoordinator = Coordinator[LightTarget, list[LightState], Snapshot]
 # Target: True = switched off; state: each switch; snapshot: the names that were on.
 DistractionsCoordinator = Coordinator[bool, list[dict[str, Any]], frozenset[str]]
+MusicCoordinator = Coordinator[MusicTarget, MusicState, Any]
+
+
+def _encode(device: str, snapshot: Any) -> Any:
+    """A device's snapshot as JSON for the store."""
+    if device == "lights":
+        return snapshot.to_json()
+    if device == "distractions":
+        return sorted(snapshot)
+    return snapshot  # music backends' snapshots are JSON already
+
+
+def _decode(device: str, data: Any) -> Any:
+    if device == "lights":
+        return Snapshot.from_json(data)
+    if device == "distractions":
+        return frozenset(data)
+    return data
+
+
+def _music_view(target: MusicTarget | None) -> dict[str, Any] | None:
+    if target is None:
+        return None
+    view = asdict(target)
+    view["tracks"] = list(target.tracks)
+    return view
 
 
 class Room:
@@ -41,39 +74,83 @@ class Room:
         clock: Clock,
         *,
         distractions: DistractionsCoordinator | None = None,
+        music: MusicCoordinator | None = None,
         phones: Phones | None = None,
+        store: Store | None = None,
+        profiles: ProfileBook | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self.library = library
         self.lights = lights
         self.distractions = distractions
+        self.music = music
         self.phones = phones
+        self.store = store
+        self.profiles = profiles
         self.bus = bus
         self.clock = clock
         self.session: Session | None = None
         self.last_session: dict[str, Any] | None = None
         self.scene: str | None = None
         self._target: RoomTarget | None = None
+        self._cues = 0  # counts stage changes that ask the music for a chime
         self._timer: Timer | None = None
 
     @property
+    def devices(self) -> dict[str, Coordinator[Any, Any, Any]]:
+        found = {"lights": self.lights, "distractions": self.distractions, "music": self.music}
+        return {name: c for name, c in found.items() if c is not None}
+
+    @property
     def coordinators(self) -> list[Coordinator[Any, Any, Any]]:
-        return [c for c in (self.lights, self.distractions) if c is not None]
+        return list(self.devices.values())
 
     async def start(self) -> None:
-        for coordinator in self.coordinators:
+        for device, coordinator in self.devices.items():
+            coordinator.on_snapshot = functools.partial(self._snapshot_taken, device)
             await coordinator.start()
 
     async def stop(self, restore_timeout: float = 5.0) -> None:
-        """Stop; a session still running is ended so the room is put back first."""
-        if self.session is not None:
+        """Stop. A running session stays in the store, to go on when the service is back;
+        without a store it is ended, so that the room is put back first."""
+        if self.session is not None and self.store is None:
             log.info("%s: ending the session on shutdown", self.name)
             self.stop_session()
             await asyncio.gather(*(c.wait_synced(restore_timeout) for c in self.coordinators))
+        elif self.session is not None:
+            log.info(
+                "%s: session %s will go on when the service is back", self.name, self.session.id
+            )
+            self._persist(self.session)
         self._cancel_timer()
         for coordinator in self.coordinators:
             await coordinator.stop()
+
+    def pick_up(self, record: dict[str, Any], snapshots: dict[str, Any]) -> None:
+        """Pick up a session the store kept over a restart (or a crash).
+
+        Stages that ran out while the service was down are passed over; a session that
+        should have ended meanwhile ends now, and the room is put back.
+        """
+        session = Session.from_record(record, self.clock)
+        self.session = session
+        for device, coordinator in self.devices.items():
+            saved = snapshots.get(device)
+            coordinator.resume_session(None if saved is None else _decode(device, saved))
+        if self.phones is not None:
+            self.phones.load()
+        log.info(
+            "%s: session %s picked up again in stage %s", self.name, session.id, session.stage.name
+        )
+        self.bus.publish(
+            Event("session.picked_up", self.name, self.clock.now(), {"session": session.id})
+        )
+        events = session.tick()
+        # Bring the devices to the stage it is in now (a stage change below does it too).
+        if not session.ended and not any(e.kind == "stage.changed" for e in events):
+            self._show(self._scene(session.stage.scene), session.stage)
+        self._handle(events)
 
     @property
     def title(self) -> str:
@@ -89,40 +166,59 @@ class Room:
                 f"(stage {self.session.stage.name!r}); stop it first"
             )
         chosen = self.library.routine(routine or self.config.routine)
-        session = Session(chosen, self.clock, profile=profile)
+        scenes: dict[str, Scene] = {}
+        if profile is not None:
+            if self.profiles is None:
+                raise Conflict("profiles need the store, which this room has not")
+            chosen, scenes = adapt(chosen, self.library.scenes, self.profiles.get(profile))
+        session = Session(chosen, self.clock, profile=profile, scenes=scenes)
         self.session = session
         for coordinator in self.coordinators:
             coordinator.begin_session()
         self._handle(session.start())
+        self._log(session, "start", {"routine": chosen.name, "profile": profile})
         return session
 
     def pause(self) -> None:
-        self._handle(self._live("pause").pause())
+        self._command("pause", {}, lambda s: s.pause())
 
     def resume(self) -> None:
-        self._handle(self._live("resume").resume())
+        self._command("resume", {}, lambda s: s.resume())
 
     def next(self) -> None:
-        self._handle(self._live("go to the next stage").next())
+        self._command("next", {}, lambda s: s.next(), "go to the next stage")
 
     def previous(self) -> None:
-        self._handle(self._live("go to the previous stage").previous())
+        self._command("previous", {}, lambda s: s.previous(), "go to the previous stage")
 
     def goto(self, stage: str) -> None:
-        self._handle(self._live("go to a stage").goto(stage))
+        self._command("goto", {"stage": stage}, lambda s: s.goto(stage), "go to a stage")
 
     def set_stage(self, stage: str, remaining: float | None = None) -> None:
-        self._handle(self._live("set the stage").set_stage(stage, remaining))
+        args = {"stage": stage, "remaining": remaining}
+        self._command("set_stage", args, lambda s: s.set_stage(stage, remaining), "set the stage")
 
     def extend(self, seconds: float) -> None:
-        self._handle(self._live("extend the stage").extend(seconds))
+        args = {"seconds": seconds}
+        self._command("extend", args, lambda s: s.extend(seconds), "extend the stage")
 
     def stop_session(self) -> None:
-        self._handle(self._live("stop").stop())
+        self._command("stop", {}, lambda s: s.stop())
+
+    def _command(
+        self,
+        action: str,
+        args: dict[str, Any],
+        run: Callable[[Session], list[EngineEvent]],
+        doing: str | None = None,
+    ) -> None:
+        session = self._live(doing or action)
+        self._handle(run(session))
+        self._log(session, action, args)
 
     def apply_scene(self, name: str) -> Scene:
         """Show a scene now; during a session it holds until the next stage change."""
-        scene = self.library.scene(name)
+        scene = self._scene(name)
         self._show(scene)
         self._sync_phones()
         self.bus.publish(Event("room.scene", self.name, self.clock.now(), {"scene": scene.name}))
@@ -187,6 +283,16 @@ class Room:
                 "health": self.lights.health.view(),
             },
             "phones": self.phones.view() if self.phones is not None else [],
+            "music": (
+                {
+                    "backend": self.music.backend.kind,
+                    "synced": self.music.synced,
+                    "desired": _music_view(self.music.desired),
+                    "player": asdict(self.music.state) if self.music.state is not None else None,
+                }
+                if self.music is not None
+                else None
+            ),
             "distractions": (
                 {
                     "synced": self.distractions.synced,
@@ -209,11 +315,20 @@ class Room:
             raise Conflict(f"cannot {action}: no session is running in {self.name!r}")
         return self.session
 
-    def _show(self, scene: Scene) -> None:
-        target = room_target(scene)
+    def _show(self, scene: Scene, stage: Stage | None = None, cue: bool = False) -> None:
+        if cue:
+            self._cues += 1
+        target = room_target(scene, stage, self._cues)
         self._target = target
         self.scene = target.scene
         self.lights.show(target.lights)
+        if self.music is not None:
+            if target.music is not None:
+                self.music.show(target.music)
+            elif cue and self.music.desired is not None:
+                # A scene without music lets the music play on, but the chime still sounds.
+                stage_name = stage.name if stage is not None else None
+                self.music.show(replace(self.music.desired, cue=self._cues, stage=stage_name))
         # During a session distractions stay off unless a scene says `distractions: on`.
         session_wants_off = self.session is not None and target.distractions is not True
         if self.distractions is not None and session_wants_off:
@@ -235,8 +350,11 @@ class Room:
     def _handle(self, events: list[EngineEvent]) -> None:
         session = self.session
         for event in events:
-            if event.kind == "stage.changed":
-                self._show(self.library.scene(str(event.data["scene"])))
+            if event.kind == "stage.changed" and session is not None:
+                # A soft chime at each stage change tells the giver without a look; not
+                # at the start, when the giver is looking anyway.
+                cue = event.data["reason"] != "start"
+                self._show(self._scene(str(event.data["scene"])), session.stage, cue)
                 log.info("%s: stage %s (%s)", self.name, event.stage, event.data["reason"])
             elif event.kind == "session.ended" and session is not None:
                 self.last_session = session.view()
@@ -255,7 +373,36 @@ class Room:
                 )
             )
         self._sync_phones()
+        if session is not None and events:
+            self._persist(session)
         self._schedule()
+
+    # --- keeping it -----------------------------------------------------------------
+
+    def _scene(self, name: str) -> Scene:
+        """A scene as this session uses it (adapted to the profile), or the library's."""
+        session = self.session
+        if session is not None and name in session.scenes:
+            return session.scenes[name]
+        return self.library.scene(name)
+
+    def _persist(self, session: Session) -> None:
+        if self.store is None:
+            return
+        self.store.save_session(
+            SessionRecord(room=self.name, updated_at=self.clock.now(), **session.record())
+        )
+
+    def _log(self, session: Session, action: str, args: dict[str, Any]) -> None:
+        if self.store is not None:
+            self.store.log_command(session.id, self.clock.now(), action, args)
+
+    def _snapshot_taken(self, device: str, snapshot: Any) -> None:
+        session = self.session
+        if self.store is None or session is None:
+            return
+        self._persist(session)  # the snapshot refers to the session: it must be stored first
+        self.store.save_snapshot(session.id, device, _encode(device, snapshot))
 
     def _schedule(self) -> None:
         self._cancel_timer()

@@ -110,12 +110,27 @@ class MusicSpec(_Model):
     fade: float = Field(default=3, ge=0, le=120, description="Seconds to fade the volume.")
     crossfade: float = Field(default=0, ge=0, le=60, description="Seconds between tracks.")
     stop: bool = False
+    by_tempo: dict[Annotated[int, Field(ge=10, le=200)], str] = Field(
+        default_factory=dict,
+        description="Playlists by strokes per minute: the one nearest the stage's tempo "
+        "plays (`playlist` when the stage has none).",
+    )
 
     @model_validator(mode="after")
     def _something_to_play(self) -> MusicSpec:
-        if not self.stop and not self.playlist and not self.tracks:
+        if not self.stop and not self.playlist and not self.tracks and not self.by_tempo:
             raise ValueError("music needs a playlist, a list of tracks, or `stop: true`")
         return self
+
+    def playlist_for(self, tempo: int | None) -> str | None:
+        """The playlist for a stage's tempo: the `by_tempo` entry nearest to it."""
+        if tempo is None or not self.by_tempo:
+            return self.playlist or (None if self.tracks else self._slowest())
+        nearest = min(self.by_tempo, key=lambda bpm: (abs(bpm - tempo), bpm))
+        return self.by_tempo[nearest]
+
+    def _slowest(self) -> str | None:
+        return self.by_tempo[min(self.by_tempo)] if self.by_tempo else None
 
 
 class Scene(_Model):
@@ -145,6 +160,9 @@ class Stage(_Model):
     scene: str
     duration: Annotated[float | None, BeforeValidator(parse_duration)] = Field(
         description="Seconds, or a text like '5m'; null means untimed (waits for the giver)."
+    )
+    tempo: int | None = Field(
+        default=None, ge=10, le=200, description="Strokes per minute, to pace the hands."
     )
     guidance: Guidance
 

@@ -29,9 +29,13 @@ from .lights.virtual import VirtualLight, VirtualLights
 from .lights.zigbee2mqtt import Zigbee2MqttLights, Zigbee2MqttLightsConfig
 from .mqtt import MqttConnection
 from .mqtt_api import MqttApi
+from .music.base import MpdMusicConfig, MqttMusicConfig, MusicBackend
+from .music.mqtt import MqttMusic
+from .people import ProfileBook
 from .phones import Phones
-from .room import DistractionsCoordinator, LightsCoordinator, Room
+from .room import DistractionsCoordinator, LightsCoordinator, MusicCoordinator, Room
 from .scenes import Library, builtin_scenes_dir, load_library
+from .store import SessionRecord, Store
 
 if TYPE_CHECKING:
     from .lights.hue import HueBridge
@@ -71,6 +75,8 @@ class Ambiance:
         self.bus = EventBus()
         self.library = library
         self.rooms: dict[str, Room] = {}
+        self.store = Store.in_dir(settings.data_dir)
+        self.profiles = ProfileBook(self.store, self.clock)
         self.mqtt = MqttConnection(settings.mqtt, self.bus, self.clock)
         self.mqtt_api = MqttApi(self, self.mqtt)
         self.discovery = Discovery(self, self.mqtt, settings.mqtt.discovery_prefix)
@@ -80,6 +86,7 @@ class Ambiance:
         if self.library is None:
             self.library = load_scenes(self.settings)
         check_rooms(self.settings, self.library)
+        self.store.open()  # ConfigError when it is from a newer ambiance, or not a database
         for name, config in self.settings.rooms.items():
             self.rooms[name] = self._build_room(name, config, self.library)
         await self.mqtt.start()  # connects in the background; a broker that is down is fine
@@ -87,6 +94,7 @@ class Ambiance:
             await bridge.start()
         for room in self.rooms.values():
             await room.start()
+        self._pick_up_sessions()
         await self.mqtt_api.start()
         await self.discovery.start()
         log.info("ambiance %s: rooms %s", __version__, ", ".join(self.rooms))
@@ -99,6 +107,25 @@ class Ambiance:
         for bridge in self._bridges.values():
             await bridge.stop()
         await self.mqtt.stop()
+        self.store.close()
+
+    def _pick_up_sessions(self) -> None:
+        """Go on with the sessions that were running when the service stopped or crashed."""
+        for record in self.store.active_sessions():
+            room = self.rooms.get(record.room)
+            if room is None:
+                log.warning(
+                    "session %s was running in room %r, which is no longer configured; it is ended",
+                    record.id,
+                    record.room,
+                )
+                ended = {**record.as_dict(), "status": "stopped", "ended_at": self.clock.now()}
+                self.store.save_session(SessionRecord(**{**ended, "updated_at": self.clock.now()}))
+                continue
+            try:
+                room.pick_up(record.as_dict(), self.store.snapshots(record.id))
+            except Exception:  # one unreadable session must not keep the service down
+                log.exception("%s: could not pick up session %s", record.room, record.id)
 
     async def __aenter__(self) -> Ambiance:
         await self.start()
@@ -152,7 +179,24 @@ class Ambiance:
                 retry_max=devices.retry_max,
                 poll_interval=devices.poll_interval,
             )
-        phones = Phones(name, config.phones, self.mqtt, self.clock) if config.phones else None
+        music: MusicCoordinator | None = None
+        backend = self._music_backend(name, config)
+        if backend is not None:
+            music = Coordinator(
+                name,
+                "music",
+                backend,
+                self.bus,
+                self.clock,
+                retry_initial=devices.retry_initial,
+                retry_max=devices.retry_max,
+                poll_interval=devices.poll_interval,
+            )
+        phones = (
+            Phones(name, config.phones, self.mqtt, self.clock, self.store)
+            if config.phones
+            else None
+        )
         return Room(
             name,
             config,
@@ -161,8 +205,20 @@ class Ambiance:
             self.bus,
             self.clock,
             distractions=distractions,
+            music=music,
             phones=phones,
+            store=self.store,
+            profiles=self.profiles,
         )
+
+    def _music_backend(self, room: str, config: RoomConfig) -> MusicBackend | None:
+        if isinstance(config.music, MpdMusicConfig):
+            from .music.mpd import MpdMusic  # python-mpd2 only when a room uses it
+
+            return MpdMusic(config.music)
+        if isinstance(config.music, MqttMusicConfig):
+            return MqttMusic(room, self.mqtt, self.clock)
+        return None
 
     def _switch(self, room: RoomConfig, item: DistractionConfig) -> Switch:
         if isinstance(item, HueDistraction):

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ambiance.profiles import Profile
 from ambiance.scenes import NAME_PATTERN, Guidance
 
 
@@ -66,6 +67,7 @@ class StageView(BaseModel):
     scene: str
     timed: bool
     duration: float | None = Field(description="Seconds; null when untimed.")
+    tempo: int | None = Field(description="Strokes per minute, to pace the hands.")
     started_at: float = Field(description="Epoch seconds.")
     remaining: float | None = Field(description="Seconds left; null when untimed.")
     guidance: Guidance
@@ -116,6 +118,52 @@ class LightsView(BaseModel):
     health: DeviceHealth
 
 
+class PhoneView(BaseModel):
+    name: str
+    mode: str
+    dnd: bool = Field(description="Asked to be on do-not-disturb now.")
+    until: str | None
+
+
+class DistractionView(BaseModel):
+    name: str
+    kind: str
+    on: bool | None = Field(description="null: the device has not said.")
+
+
+class DistractionsView(BaseModel):
+    synced: bool
+    off: bool = Field(description="Asked to be switched off now.")
+    devices: list[DistractionView]
+
+
+class MusicWanted(BaseModel):
+    playlist: str | None
+    tracks: list[str]
+    volume: float
+    fade: float
+    crossfade: float
+    stop: bool
+    tempo: int | None
+    stage: str | None
+    cue: int
+
+
+class PlayerView(BaseModel):
+    state: Literal["play", "pause", "stop", "unknown"]
+    volume: float | None
+    playlist: str | None
+    song: str | None
+    elapsed: float | None
+
+
+class MusicView(BaseModel):
+    backend: str
+    synced: bool
+    desired: MusicWanted | None
+    player: PlayerView | None
+
+
 class RoomHealth(BaseModel):
     status: Literal["ok", "degraded"]
     devices: list[DeviceHealth]
@@ -129,6 +177,9 @@ class RoomView(BaseModel):
     last_session: SessionView | None
     scene: str | None
     lights: LightsView
+    phones: list[PhoneView]
+    distractions: DistractionsView | None
+    music: MusicView | None
     health: RoomHealth
 
 
@@ -162,3 +213,53 @@ ERRORS: dict[int | str, dict[str, object]] = {
     409: {"model": ErrorBody, "description": "The command does not fit the room's state."},
     422: {"model": ErrorBody, "description": "A value is missing or out of range."},
 }
+
+
+# --- profiles and sessions ---------------------------------------------------------------
+
+
+class ProfileChanges(BaseModel):
+    """Any fields of a profile, to change just those."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = None
+    pressure: Literal["soft", "medium", "firm"] | None = None
+    focus: list[str] | None = None
+    avoid: list[str] | None = None
+    warmth: Literal["warmer", "as_scene", "cooler"] | None = None
+    brightness: Literal["dimmer", "as_scene", "brighter"] | None = None
+    music: str | None = None
+    oil: str | None = None
+    scent: str | None = None
+    notes: str | None = None
+    stage_minutes: dict[str, float] | None = None
+    stage_pressure: dict[str, Literal["soft", "medium", "firm"]] | None = None
+    favourite_stage: str | None = None
+
+
+class ProfileExport(BaseModel):
+    format: Literal["ambiance.profile/1"]
+    profile: Profile
+    feedback: list[dict[str, object]] = Field(default_factory=list)
+
+
+class SessionSummary(BaseModel):
+    id: str
+    room: str
+    routine: str
+    profile: str | None
+    status: Literal["running", "paused", "finished", "stopped"]
+    stage: str = Field(description="The stage it is in, or ended in.")
+    started_at: float
+    ended_at: float | None
+
+
+class SessionDetail(SessionSummary):
+    commands: list[dict[str, object]]
+    feedback: list[dict[str, object]]
+
+
+class FeedbackResult(BaseModel):
+    session: str
+    profile: Profile | None = Field(description="The profile as it learned, if any.")

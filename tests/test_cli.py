@@ -154,3 +154,16 @@ def test_serve_prints_where_to_open_it_and_serves_spa_mode(server: str) -> None:
         r = client.post("/api/v1/rooms/bedroom/session/next")
         assert r.json()["session"]["stage"]["name"] == "effleurage"
         assert client.delete("/api/v1/rooms/bedroom/spa").json()["session"] is None
+
+
+def test_chime_writes_a_short_wav(tmp_path: Path) -> None:
+    import wave
+
+    result = run("chime", "--out", str(tmp_path / "ambiance"))
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "ambiance" / "chime.wav"
+    with wave.open(str(path)) as wav:
+        seconds = wav.getnframes() / wav.getframerate()
+        assert 0.5 < seconds < 3
+        assert wav.getnchannels() == 1
+    assert "mpc update" in result.stdout

@@ -99,5 +99,8 @@ def test_mqtt_devices_and_phones_need_a_broker(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(config, data_dir=tmp_path)
     message = str(info.value)
-    assert "rooms.bedroom: phones and MQTT distractions need a broker: set mqtt.host" in message
+    assert (
+        "rooms.bedroom: phones, MQTT distractions and MQTT music need a broker: set mqtt.host"
+        in message
+    )
     assert "rooms.bedroom.distractions.1.bridge: required" in message

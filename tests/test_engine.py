@@ -317,3 +317,37 @@ def test_view_reports_stage_and_times() -> None:
     assert view["total_remaining"] == 40 + 120 + 30
     assert view["stage"]["guidance"]["summary"] == "do this"
     assert view["stages"] == ["prepare", "a", "b", "c"]
+
+
+# --- kept and picked up again ---------------------------------------------------------
+
+
+def test_a_record_brings_the_session_back_as_it_was() -> None:
+    session, clock = start("timed")
+    clock.advance(25)
+    copy = Session.from_record(session.record(), clock)
+    assert copy.record() == session.record()
+    assert copy.routine == session.routine
+    assert copy.stage_remaining(clock.now()) == 35
+
+
+def test_a_paused_record_stays_paused() -> None:
+    session, clock = paused()
+    clock.advance(5000)
+    copy = Session.from_record(session.record(), clock)
+    assert copy.status is Status.PAUSED
+    assert copy.tick() == []
+    assert copy.stage_remaining(clock.now()) == 50
+
+
+def test_a_record_picked_up_late_catches_up_with_the_stages() -> None:
+    session, clock = start("timed")
+    record = session.record()
+    clock.advance(60 + 30)  # the service was down: stage a ran out, b is 30 s in
+    copy = Session.from_record(record, clock)
+    events = copy.tick()
+    assert [e.stage for e in events] == ["b"]
+    assert copy.stage_remaining(clock.now()) == 90
+    clock.advance(1000)  # and long after the end
+    assert [e.kind for e in copy.tick()][-1] == "session.ended"
+    assert copy.ended_at == copy.started_at + 210

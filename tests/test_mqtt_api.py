@@ -15,6 +15,7 @@ from ambiance.clock import FakeClock
 from ambiance.config import DevicesConfig, RoomConfig, Settings
 from ambiance.distractions import MqttDistraction, TasmotaDistraction, Zigbee2MqttDistraction
 from ambiance.phones import PhoneConfig
+from ambiance.profiles import Profile
 from ambiance.service import Ambiance
 from tests.helpers import EventLog, make_library
 from tests.mosquitto import Mosquitto, Received, Subscriber, async_read_retained
@@ -142,6 +143,7 @@ async def test_retained_state_is_right_for_a_late_subscriber(rig: Rig) -> None:
 
 
 async def test_each_command_round_trips(rig: Rig) -> None:
+    rig.core.profiles.create(Profile(name="sam"))
     rig.command('{"action": "start", "routine": "timed", "profile": "sam"}')
     body = await rig.state(status="running", stage="a")
     assert body["profile"] == "sam"
@@ -277,3 +279,43 @@ async def test_the_broker_away_mid_session_still_delivers_dnd_and_state(rig: Rig
     assert json.loads(retained["ambiance/phones/sams-pixel/dnd"])["state"] == "off"
     assert retained["ambiance/status"] == b"online"
     assert not room.degraded
+
+
+async def test_the_rest_api_shows_phones_and_distractions(rig: Rig) -> None:
+    import httpx
+
+    from api.app import create_app
+
+    transport = httpx.ASGITransport(app=create_app(rig.core))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        body = (await client.post("/api/v1/rooms/bedroom/spa")).json()
+        assert body["phones"] == [
+            {
+                "name": "sams-pixel",
+                "mode": "priority_only",
+                "dnd": True,
+                "until": body["phones"][0]["until"],
+            },
+            {
+                "name": "alex-phone",
+                "mode": "total_silence",
+                "dnd": True,
+                "until": body["phones"][1]["until"],
+            },
+        ]
+        assert body["phones"][0]["until"].startswith("2027-01-15T08:")
+        assert body["distractions"]["off"] is True
+        assert body["distractions"]["synced"] is True
+        # What the devices say: no real plug answers here, so the TV plug still says ON;
+        # the screen has no state topic, so it is what we last asked.
+        assert {d["name"]: d["on"] for d in body["distractions"]["devices"]} == {
+            "tv_plug": True,
+            "fan": False,
+            "screen": False,
+        }
+        assert body["music"] is None
+        devices = [d["device"] for d in body["health"]["devices"]]
+        assert devices == ["lights", "distractions", "phones"]
+        body = (await client.delete("/api/v1/rooms/bedroom/spa")).json()
+        assert [p["dnd"] for p in body["phones"]] == [False, False]
+        assert body["distractions"]["off"] is False

@@ -54,6 +54,13 @@ class Snapshot:
 
     lights: tuple[SavedLight, ...] = field(default_factory=tuple)
 
+    def to_json(self) -> list[dict[str, Any]]:
+        return [{"id": x.id, "name": x.name, "state": dict(x.state)} for x in self.lights]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Snapshot:
+        return cls(tuple(SavedLight(str(x["id"]), str(x["name"]), dict(x["state"])) for x in data))
+
 
 class LightsBackend(Protocol):
     """The lights of one room. One object per room; it alone talks to those devices."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from ambiance.profiles import Profile
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -92,6 +93,7 @@ async def test_session_runs_to_the_end_by_itself(api: Api) -> None:
 
 async def test_every_command(api: Api) -> None:
     client = api.client
+    api.core.profiles.create(Profile(name="sam"))
     await client.post(f"{ROOM}/spa", json={"routine": "timed", "profile": "sam"})
     body = (await client.post(f"{ROOM}/session/pause")).json()
     assert body["session"]["status"] == "paused"
@@ -139,6 +141,10 @@ async def test_unknown_names_are_404s(api: Api) -> None:
     r = await api.client.post(f"{ROOM}/spa", json={"routine": "nope"})
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "routine_not_found"
+    r = await api.client.post(f"{ROOM}/spa", json={"profile": "nobody"})
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "profile_not_found"
+    assert "'nobody'" in r.json()["error"]["message"]
     await api.client.post(f"{ROOM}/spa")
     r = await api.client.post(f"{ROOM}/session/goto", json={"stage": "zzz"})
     assert r.status_code == 404

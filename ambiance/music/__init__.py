@@ -1,0 +1,1 @@
+"""Music backends: one protocol (`base.MusicBackend`), one module per kind."""

@@ -1,0 +1,109 @@
+"""Profiles and feedback, kept in the store: the people side of the service.
+
+The rules (how a profile adapts a session, how feedback teaches it) are pure functions
+in profiles.py; this module only reads and writes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from .clock import Clock
+from .errors import Conflict, InvalidInput, NotFound
+from .profiles import Feedback, Profile, learn
+from .scenes import Routine
+from .store import SessionRecord, Store
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMAT = "ambiance.profile/1"
+
+
+class ProfileBook:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def list(self) -> list[Profile]:
+        profiles = []
+        for data in self.store.list_profiles():
+            try:
+                profiles.append(Profile.model_validate(data))
+            except ValidationError:
+                log.error("profile %r in the store is not readable; skipped", data.get("name"))
+        return profiles
+
+    def get(self, name: str) -> Profile:
+        data = self.store.get_profile(name)
+        if data is None:
+            raise NotFound("profile", name, known=[p.name for p in self.list()])
+        return Profile.model_validate(data)
+
+    def create(self, profile: Profile) -> Profile:
+        if self.store.get_profile(profile.name) is not None:
+            raise Conflict(f"a profile named {profile.name!r} exists already; update it instead")
+        return self.put(profile)
+
+    def put(self, profile: Profile) -> Profile:
+        self.store.put_profile(profile.name, profile.model_dump(mode="json"), at=self.clock.now())
+        return profile
+
+    def update(self, name: str, changes: dict[str, Any]) -> Profile:
+        """Change some fields of a profile; its name stays."""
+        current = self.get(name)
+        if "name" in changes and changes["name"] != name:
+            raise InvalidInput("a profile's name cannot change; export it and import it anew")
+        try:
+            updated = Profile.model_validate({**current.model_dump(mode="json"), **changes})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidInput(f"{where}: {first['msg']}") from None
+        return self.put(updated)
+
+    def delete(self, name: str) -> None:
+        if not self.store.delete_profile(name):
+            raise NotFound("profile", name)
+
+    def export(self, name: str) -> dict[str, Any]:
+        """The profile and its feedback, as one JSON document."""
+        profile = self.get(name)
+        return {
+            "format": EXPORT_FORMAT,
+            "profile": profile.model_dump(mode="json"),
+            "feedback": self.store.feedback_for_profile(name, limit=1000),
+        }
+
+    def import_(self, document: dict[str, Any], *, replace: bool = False) -> Profile:
+        """Take a document from `export()`; its feedback history is not replayed."""
+        if document.get("format") != EXPORT_FORMAT:
+            raise InvalidInput(f"not an ambiance profile export (format {EXPORT_FORMAT!r})")
+        try:
+            profile = Profile.model_validate(document.get("profile"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in ("profile", *first["loc"]))
+            raise InvalidInput(f"{where}: {first['msg']}") from None
+        return self.put(profile) if replace else self.create(profile)
+
+    # --- feedback -----------------------------------------------------------------------
+
+    def feedback(self, record: SessionRecord, feedback: Feedback) -> Profile | None:
+        """Keep the feedback on a session; its profile (if any) learns from it."""
+        routine = Routine.model_validate(record.routine_data["routine"])
+        feedback.check(routine)  # InvalidInput naming an unknown stage
+        if record.status in ("running", "paused"):
+            raise Conflict("feedback comes after the session; end it first")
+        self.store.add_feedback(
+            record.id, record.profile, feedback.model_dump(mode="json"), self.clock.now()
+        )
+        if record.profile is None:
+            return None
+        try:
+            profile = self.get(record.profile)
+        except NotFound:
+            return None  # the profile was deleted since: the feedback is kept all the same
+        return self.put(learn(profile, feedback, routine))

@@ -1,0 +1,86 @@
+"""Sessions: the history, and the receiver's feedback after one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from ambiance.errors import Conflict, NotFound
+from ambiance.profiles import Feedback
+from ambiance.store import SessionRecord
+
+from ..deps import CoreDep, RoomDep
+from ..schemas import ERRORS, FeedbackResult, SessionDetail, SessionSummary
+
+router = APIRouter(tags=["sessions"], responses={404: ERRORS[404]})
+
+
+def _summary(record: SessionRecord) -> SessionSummary:
+    return SessionSummary(
+        id=record.id,
+        room=record.room,
+        routine=record.routine,
+        profile=record.profile,
+        status=record.status,  # type: ignore[arg-type]
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        stage=record.routine_data["routine"]["stages"][record.index]["name"],
+    )
+
+
+def _record(core: CoreDep, session_id: str) -> SessionRecord:
+    record = core.store.get_session(session_id)
+    if record is None:
+        raise NotFound("session", session_id)
+    return record
+
+
+@router.get("/sessions", response_model=list[SessionSummary], summary="The session history")
+async def list_sessions(
+    core: CoreDep,
+    room: str | None = None,
+    profile: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SessionSummary]:
+    records = core.store.history(room=room, profile=profile, limit=limit, offset=offset)
+    return [_summary(r) for r in records]
+
+
+@router.get("/sessions/{session_id}", response_model=SessionDetail, summary="One session")
+async def get_session(core: CoreDep, session_id: str) -> SessionDetail:
+    record = _record(core, session_id)
+    return SessionDetail(
+        **_summary(record).model_dump(),
+        commands=core.store.commands(session_id),
+        feedback=core.store.feedback_for_session(session_id),
+    )
+
+
+@router.post(
+    "/sessions/{session_id}/feedback",
+    response_model=FeedbackResult,
+    status_code=status.HTTP_201_CREATED,
+    summary="Say how it was; the profile learns from it",
+    responses={409: ERRORS[409], 422: ERRORS[422]},
+)
+async def give_feedback(core: CoreDep, session_id: str, feedback: Feedback) -> FeedbackResult:
+    record = _record(core, session_id)
+    profile = core.profiles.feedback(record, feedback)
+    return FeedbackResult(session=session_id, profile=profile)
+
+
+@router.post(
+    "/rooms/{room}/feedback",
+    response_model=FeedbackResult,
+    status_code=status.HTTP_201_CREATED,
+    summary="Feedback on the room's last session",
+    responses={409: ERRORS[409], 422: ERRORS[422]},
+)
+async def give_room_feedback(core: CoreDep, room: RoomDep, feedback: Feedback) -> FeedbackResult:
+    last = core.store.history(room=room.name, limit=1)
+    if not last:
+        raise Conflict(f"no session has run in {room.name!r} yet")
+    profile = core.profiles.feedback(last[0], feedback)
+    return FeedbackResult(session=last[0].id, profile=profile)
