@@ -12,7 +12,7 @@ from ambiance.config import Settings
 from ambiance.service import Ambiance, __version__
 
 from . import errors
-from .routes import health, profiles, rooms, routines, scenes, sessions
+from .routes import events, health, profiles, rooms, routines, scenes, sessions
 
 API_PREFIX = "/api/v1"
 
@@ -51,7 +51,7 @@ def create_app(
     )
     app.state.core = service
     errors.install(app)
-    for module in (health, rooms, scenes, routines, profiles, sessions):
+    for module in (health, rooms, scenes, routines, profiles, sessions, events):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False)

@@ -233,7 +233,7 @@ async def test_stop_fades_out_and_stops(music: MpdMusic, mpd_server: MpdServer) 
 
     status = mpd_server.status()
     assert status["state"] == "stop"
-    steps = volumes(mpd_server.commands(mark))
+    steps = volumes(await wait_command(mpd_server, "stop", since=mark))
     assert steps[-1] == 0 and steps == sorted(steps, reverse=True) and len(steps) > 2
     assert (await music.read()).playlist is None
 
@@ -275,19 +275,20 @@ async def test_the_cue_plays_then_the_music_goes_on_where_it_was(
     assert after["xfade"] == "3"
     assert CHIME not in mpd_server.queue()
     assert mpd_server.queue() == CALM
+    assert (await faded(music, mpd_server, mark, 40))[-1] == 40
     sent = mpd_server.commands(mark)
     chime = sent.index(next(c for c in sent if c[0] == "playid"))
     # Dipped to the duck level, chimed at cue_volume, came back at the duck level...
     assert volumes(sent[:chime])[-2:] == [10, 35]
     assert ["crossfade", "0"] in sent[:chime]
     # ...then up to the stage's volume.
-    assert (await faded(music, mpd_server, mark, 40))[-1] == 40
     assert volumes(sent[chime:])[0] == 10
 
     # The same cue value again: no second chime.
     mark = mpd_server.mark()
     await music.apply(MusicTarget(playlist="calm", volume=30, fade=0, cue=1))
-    assert not any(c[0] in ("addid", "playid") for c in mpd_server.commands(mark))
+    sent = await wait_command(mpd_server, "setvol", "30", since=mark)  # its last command
+    assert not any(c[0] in ("addid", "playid") for c in sent)
 
 
 async def test_the_cue_on_a_paused_player_in_repeat_mode(
@@ -357,7 +358,9 @@ async def test_no_cue_configured_plays_no_chime(mpd_server: MpdServer) -> None:
     try:
         mark = mpd_server.mark()
         await music.apply(MusicTarget(playlist="calm", volume=30, fade=0, cue=1))
-        assert not any(c[0] == "addid" for c in mpd_server.commands(mark))
+        await music.wait_faded()
+        sent = await wait_command(mpd_server, "setvol", "30", since=mark)  # its last command
+        assert not any(c[0] == "addid" for c in sent)
     finally:
         await music.stop()
 
@@ -426,7 +429,7 @@ async def test_restore_fades_out_first(music: MpdMusic, mpd_server: MpdServer) -
     await music.wait_faded()
     mark = mpd_server.mark()
     await music.restore(snapshot, 0.3)
-    sent = mpd_server.commands(mark)
+    sent = await wait_command(mpd_server, "setvol", "55", since=mark)  # its last command
     out = volumes(sent[: sent.index(["clear"])])
     assert out == sorted(out, reverse=True) and out[-1] == 0 and len(out) > 2
 

@@ -1,0 +1,81 @@
+"""Server-sent events over a real HTTP connection (uvicorn on a loopback port)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from tests.api.conftest import Api
+
+pytestmark = pytest.mark.anyio
+
+
+class Server(uvicorn.Server):
+    """uvicorn that says when its socket is bound."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+@pytest.fixture
+async def server(api: Api) -> AsyncIterator[str]:
+    config = uvicorn.Config(create_app(api.core), host="127.0.0.1", port=0, log_level="warning")
+    server = Server(config)
+    task = asyncio.create_task(server.serve())
+    await asyncio.wait_for(server.ready.wait(), 10)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+async def events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    kind = ""
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            yield kind, json.loads(line[6:])
+
+
+async def test_the_stream_follows_the_room(api: Api, server: str) -> None:
+    params = {"room": "bedroom"}
+    async with (
+        httpx.AsyncClient(base_url=server, timeout=10) as client,
+        client.stream("GET", "/api/v1/events", params=params) as r,
+    ):
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        stream = events(r)
+        kind, first = await anext(stream)
+        assert (kind, first["name"], first["session"]) == ("room", "bedroom", None)
+
+        await client.post("/api/v1/rooms/bedroom/spa")
+        kind, view = await anext(stream)
+        while view["session"] is None or not view["lights"]["synced"]:
+            kind, view = await anext(stream)
+        assert view["session"]["stage"]["name"] == "prepare"
+
+        await client.post("/api/v1/rooms/bedroom/session/next")
+        while view["session"]["stage"]["name"] != "a":
+            kind, view = await anext(stream)
+        assert view["session"]["stage"]["remaining"] == 60
+
+
+async def test_an_unknown_room_is_a_404(api: Api, server: str) -> None:
+    async with httpx.AsyncClient(base_url=server, timeout=10) as client:
+        r = await client.get("/api/v1/events", params={"room": "attic"})
+        assert r.status_code == 404
+        assert "'attic'" in r.json()["error"]["message"]
