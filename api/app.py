@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from ambiance.config import Settings
 from ambiance.service import Ambiance, __version__
@@ -15,6 +17,14 @@ from . import errors
 from .routes import events, health, profiles, rooms, routines, scenes, sessions
 
 API_PREFIX = "/api/v1"
+WEB = Path(__file__).parent / "web"  # the phone app: static files, no build step
+# The app's files at the root (the service worker's scope is the folder it is served from).
+WEB_FILES = {
+    "app.js": "text/javascript",
+    "app.css": "text/css",
+    "sw.js": "text/javascript",
+    "manifest.webmanifest": "application/manifest+json",
+}
 
 
 def create_app(
@@ -54,8 +64,32 @@ def create_app(
     for module in (health, rooms, scenes, routines, profiles, sessions, events):
         app.include_router(module.router, prefix=API_PREFIX)
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    _serve_web(app)
 
     return app
+
+
+def _serve_web(app: FastAPI) -> None:
+    """The phone app at `/`: index.html, its files by name, and the icons.
+
+    Explicit routes rather than a StaticFiles mount at `/`, so that /api and /docs keep
+    their own answers (a 404 or 405 under /api stays the API's error shape).
+    """
+    no_cache = {"Cache-Control": "no-cache"}  # revalidate: an update shows on the next load
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB / "index.html", media_type="text/html", headers=no_cache)
+
+    def serve(path: Path, media_type: str) -> Callable[[], Awaitable[FileResponse]]:
+        async def web_file() -> FileResponse:
+            return FileResponse(path, media_type=media_type, headers=no_cache)
+
+        return web_file
+
+    for name, media_type in WEB_FILES.items():
+        app.add_api_route(
+            f"/{name}", serve(WEB / name, media_type), methods=["GET"], include_in_schema=False
+        )
+
+    app.mount("/icons", StaticFiles(directory=WEB / "icons"), name="icons")

@@ -11,6 +11,16 @@ the timeout and turns python-mpd2's and the OS's errors into ours — `DeviceUna
 for a player that cannot be reached (the coordinator then retries with backoff) and
 `PlayerRefused` for a command the player answered with an error.
 
+The stage chime (`config.cue`, a file in the player's library): the music dips to
+DUCK_VOLUME, the chime is inserted before the current song and played in single mode (so
+the player halts after it instead of running on into the music at the chime's volume),
+`idle player` says when it ended, and the song goes on from where it was, coming back up
+with the stage's fade. A chime missing from the library is warned about once.
+
+The coordinator applies a target only when it changes, so after a reconnect the backend
+checks the queue itself: a player that restarted (with another queue, or none) is given
+the room's music again at the next `read()`.
+
 Only commands that both MPD and Mopidy know are used; `crossfade`, which Mopidy refuses,
 is sent only when the value changes and a refusal is logged once and ignored.
 """
@@ -22,7 +32,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar, cast
 
 from mpd import CommandError, MPDError
@@ -57,7 +67,11 @@ class PlayerRefused(DeviceError):
 
 @dataclass(frozen=True)
 class MpdSnapshot:
-    """What the player did before the session: enough to put it back exactly."""
+    """What the player did before the session: enough to put it back exactly.
+
+    `snapshot()` hands it over as `to_json()`, since the store keeps a session's snapshots
+    as JSON (so that a room is still put back after a restart); `restore()` reads it back.
+    """
 
     state: PlayState
     queue: tuple[str, ...]  # files (or URIs), in order
@@ -69,6 +83,34 @@ class MpdSnapshot:
     single: str  # "0", "1" or "oneshot"
     consume: str  # "0", "1" or "oneshot" (MPD 0.24)
     crossfade: int  # seconds
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["queue"] = list(self.queue)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> MpdSnapshot:
+        """Read back `to_json()`; ValueError when `data` is not one."""
+        try:
+            state = data["state"]
+            if state not in ("play", "pause", "stop"):
+                raise ValueError(f"state {state!r}")
+            song, elapsed, volume = data["song"], data["elapsed"], data["volume"]
+            return cls(
+                state=state,
+                queue=tuple(str(file) for file in data["queue"]),
+                song=None if song is None else int(song),
+                elapsed=None if elapsed is None else float(elapsed),
+                volume=None if volume is None else int(volume),
+                random=bool(data["random"]),
+                repeat=bool(data["repeat"]),
+                single=str(data["single"]),
+                consume=str(data["consume"]),
+                crossfade=int(data["crossfade"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not an MPD snapshot ({exc}): {data!r:.200}") from exc
 
 
 # --- reading MPD's answers ---------------------------------------------------------------
@@ -113,6 +155,30 @@ def _percent(volume: float) -> int:
     return max(0, min(100, round(volume)))
 
 
+# --- the client --------------------------------------------------------------------------
+
+
+class AsyncMpdClient(MPDClient):  # type: ignore[misc]  # python-mpd2 has no type hints
+    """python-mpd2's asyncio client, quiet when its connection goes.
+
+    python-mpd2 3.1 hands each `idle` answer to its listeners in a done-callback. When the
+    connection breaks during an idle (the player restarted), or is closed just after an
+    answer came in, that callback fails (an error that is not a CommandError, or the
+    listener list already set to None by `disconnect()`), and asyncio logs "Exception in
+    callback" with a traceback. Both mean the connection is gone, which `disconnect()` has
+    already told the listeners, so the callback has nothing left to do.
+    """
+
+    def _MPDClient__idle_result(self, result: asyncio.Future[Any]) -> None:
+        # Asking for the error marks it as seen (no "exception was never retrieved").
+        error = None if result.cancelled() else result.exception()
+        if self._MPDClient__idle_consumers is None:
+            return
+        if error is not None and not isinstance(error, CommandError):
+            return
+        super()._MPDClient__idle_result(result)
+
+
 # --- the backend -------------------------------------------------------------------------
 
 
@@ -124,7 +190,7 @@ class MpdMusic:
     def __init__(self, config: MpdMusicConfig, *, sleep: Sleep = asyncio.sleep) -> None:
         self.config = config
         self._sleep = sleep  # between fade steps; tests may pass a faster one
-        self._client: Any = None  # an mpd.asyncio.MPDClient while connected
+        self._client: AsyncMpdClient | None = None
         self._connect_lock = asyncio.Lock()
         self._connections = 0
         self._reconnected = False  # a new connection since the last check: is the queue ours?
@@ -157,7 +223,7 @@ class MpdMusic:
 
     # --- the one way to the player ----------------------------------------------------
 
-    async def _connected(self) -> Any:
+    async def _connected(self) -> AsyncMpdClient:
         client = self._client
         if client is not None and client.connected:
             return client
@@ -165,7 +231,7 @@ class MpdMusic:
             if self._client is not None and self._client.connected:
                 return self._client
             self._drop(self._client)
-            client = MPDClient()
+            client = AsyncMpdClient()
             timeout = self.config.timeout
             try:
                 await asyncio.wait_for(client.connect(self.config.host, self.config.port), timeout)
@@ -190,7 +256,7 @@ class MpdMusic:
                 log.info("%s: connected again", self.name)
             return client
 
-    def _drop(self, client: Any) -> None:
+    def _drop(self, client: AsyncMpdClient | None) -> None:
         """Close a connection that failed, so the next call opens a new one."""
         if client is None:
             return
@@ -199,7 +265,11 @@ class MpdMusic:
         client.disconnect()
 
     async def _call(
-        self, what: str, action: Callable[[Any], Awaitable[T]], *, timeout: float | None = None
+        self,
+        what: str,
+        action: Callable[[AsyncMpdClient], Awaitable[T]],
+        *,
+        timeout: float | None = None,
     ) -> T:
         """Run `action(client)` on the connection (opened again when needed) within the
         timeout; `what` says what it was for in errors."""
@@ -221,7 +291,7 @@ class MpdMusic:
             ) from exc
 
     async def _command(self, name: str, *args: Any) -> Any:
-        async def send(client: Any) -> Any:
+        async def send(client: AsyncMpdClient) -> Any:
             # Awaited here, in a coroutine: list results (playlistinfo, ...) are futures that
             # python-mpd2 only starts filling on `await`, which `wait_for` would not do.
             return await getattr(client, name)(*args)
@@ -241,7 +311,7 @@ class MpdMusic:
         that happened just before this call is reported at once."""
         wanted = list(subsystems)
 
-        async def wait(client: Any) -> list[str]:
+        async def wait(client: AsyncMpdClient) -> list[str]:
             changes = client.idle(wanted)
             try:
                 return cast(list[str], await asyncio.wait_for(anext(changes), timeout))
@@ -440,13 +510,14 @@ class MpdMusic:
                 exc.reply,
             )
             return
+        modes: dict[str, str] = {}
         try:
             if state == "play" and volume is not None:
                 await self._fade_to(min(volume, DUCK_VOLUME), min(target.fade, DUCK_FADE))
             # The chime alone and once: no crossfade into it, and the player halts after it
             # (single mode) rather than run on into the music at the chime's volume, and
             # without repeat, with which single mode plays the same song again and again.
-            modes = await self._chime_modes(status)
+            await self._chime_modes(status, modes)
             await self._setvol(self.config.cue_volume)
             await self._command("playid", cue_id)
             self._cue = target.cue  # it sounded: a retry after a failure from here is silent
@@ -470,13 +541,17 @@ class MpdMusic:
             if volume is not None and state != "play":
                 await self._setvol(volume)
         finally:
-            # In consume mode the player removed it already; otherwise it goes now.
-            with contextlib.suppress(PlayerRefused):
+            # Whatever went wrong, the session's music must not go on in single mode; and
+            # the chime leaves the queue (in consume mode the player removed it already).
+            # Cleaning up fails only when the player is gone: the first error is the one.
+            with contextlib.suppress(DeviceError):
+                await self._restore_modes(modes)
+            with contextlib.suppress(DeviceError):
                 await self._command("deleteid", cue_id)
 
-    async def _chime_modes(self, status: Mapping[str, str]) -> dict[str, str]:
-        """Set crossfade 0, single 1 and repeat 0 for the chime; the values to put back."""
-        before: dict[str, str] = {}
+    async def _chime_modes(self, status: Mapping[str, str], before: dict[str, str]) -> None:
+        """Set crossfade 0, single 1 and repeat 0 for the chime, noting in `before` the
+        values to put back."""
         if _int(status, "xfade"):
             before["crossfade"] = status["xfade"]
             await self._set_crossfade(0, status)
@@ -486,10 +561,11 @@ class MpdMusic:
         if status.get("repeat", "0") != "0":
             before["repeat"] = status.get("repeat", "0")
             await self._command("repeat", 0)
-        return before
 
-    async def _restore_modes(self, before: Mapping[str, str]) -> None:
-        for mode, value in before.items():
+    async def _restore_modes(self, before: dict[str, str]) -> None:
+        """Put back what `_chime_modes` changed (once: it empties `before`)."""
+        while before:
+            mode, value = before.popitem()
             if mode == "crossfade":
                 await self._set_crossfade(float(value), {})
             else:
@@ -510,7 +586,8 @@ class MpdMusic:
                 return
             await self._idle(["player"], min(remaining, IDLE_POLL))
 
-    async def snapshot(self) -> MpdSnapshot:
+    async def snapshot(self) -> dict[str, Any]:
+        """`MpdSnapshot.to_json()`: JSON, for the store."""
         status = await self._status()
         queue = await self._files()
         state = _state(status)
@@ -525,24 +602,31 @@ class MpdMusic:
             single=status.get("single", "0"),
             consume=status.get("consume", "0"),
             crossfade=_int(status, "xfade") or 0,
-        )
+        ).to_json()
 
     async def restore(self, snapshot: Any, transition: float) -> None:
-        if not isinstance(snapshot, MpdSnapshot):
-            raise TypeError(f"not an MPD snapshot: {snapshot!r}")
+        saved: MpdSnapshot | None
+        try:
+            saved = (
+                snapshot if isinstance(snapshot, MpdSnapshot) else MpdSnapshot.from_json(snapshot)
+            )
+        except ValueError as exc:
+            # A snapshot that cannot be read would fail every retry: stop the music instead.
+            log.error("%s: cannot put the player back, stopping it instead: %s", self.name, exc)
+            saved = None
         self._target = None
         status = await self._status()
         if _state(status) == "play":
             await self._fade_to(0, max(0.0, min(transition, RESTORE_FADE_MAX)))
         else:
             await self._cancel_fade()
-        if self.config.restore == "stop":
+        if saved is None or self.config.restore == "stop":
             await self._command("stop")
             self._loaded = None
-            if snapshot.volume is not None:
-                await self._setvol(snapshot.volume)
+            if saved is not None and saved.volume is not None:
+                await self._setvol(saved.volume)
             return
-        await self._put_back(snapshot)
+        await self._put_back(saved)
 
     async def _put_back(self, snapshot: MpdSnapshot) -> None:
         await self._command("stop")

@@ -13,20 +13,9 @@ import uvicorn
 
 from api.app import create_app
 from tests.api.conftest import Api
+from tests.http_server import Server
 
 pytestmark = pytest.mark.anyio
-
-
-class Server(uvicorn.Server):
-    """uvicorn that says when its socket is bound."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: Any = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import json
 import logging
 import os
 import signal
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mpd.asyncio import MPDClient
 
 from ambiance.clock import SystemClock
 from ambiance.coordinator import Coordinator
@@ -29,7 +29,7 @@ from ambiance.errors import DeviceError, DeviceUnavailable
 from ambiance.events import EventBus
 from ambiance.music.base import MpdMusicConfig, MusicState, MusicTarget
 from ambiance.music.chime import chime_wav
-from ambiance.music.mpd import MpdMusic, MpdSnapshot, PlayerRefused
+from ambiance.music.mpd import AsyncMpdClient, MpdMusic, MpdSnapshot, PlayerRefused
 from tests.mpd_server import CHIME, LIBRARY, MpdServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -81,7 +81,7 @@ class SongWatcher:
 
     def __init__(self, server: MpdServer) -> None:
         self.server = server
-        self.client = MPDClient()
+        self.client = AsyncMpdClient()
         self.client.IMMEDIATE_COMMAND_TIMEOUT = 0.01  # back into idle at once: see every change
         self.files: list[str | None] = []
         self.changed = asyncio.Event()
@@ -394,15 +394,15 @@ async def test_restore_puts_the_player_back_exactly(
     music: MpdMusic, mpd_server: MpdServer, state: str
 ) -> None:
     set_up_the_users_music(mpd_server, state)
-    snapshot = await music.snapshot()
-    assert isinstance(snapshot, MpdSnapshot)
+    stored = json.loads(json.dumps(await music.snapshot()))  # as the store keeps it
+    snapshot = MpdSnapshot.from_json(stored)
     assert snapshot.queue == (*FLOWING, CALM[2])
     assert (snapshot.state, snapshot.song, snapshot.volume) == (state, 1, 55)
     assert (snapshot.repeat, snapshot.random, snapshot.crossfade) == (True, False, 4)
 
     await music.apply(MusicTarget(playlist="calm", volume=30, fade=0.1, cue=1))
     await music.apply(MusicTarget(playlist="calm", volume=20, fade=0.1))
-    await music.restore(snapshot, 0.2)
+    await music.restore(stored, 0.2)
 
     status = mpd_server.status()
     assert mpd_server.queue() == [*FLOWING, CALM[2]]
@@ -420,6 +420,15 @@ async def test_restore_puts_the_player_back_exactly(
         assert snapshot.elapsed is not None
         assert snapshot.elapsed <= float(status["elapsed"]) < snapshot.elapsed + 1.0
     assert (await music.read()).playlist is None
+
+
+async def test_a_snapshot_that_cannot_be_read_stops_the_music(
+    music: MpdMusic, mpd_server: MpdServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    await music.apply(MusicTarget(playlist="calm", volume=40, fade=0))
+    await music.restore({"state": "dancing"}, 0.1)
+    assert mpd_server.status()["state"] == "stop"
+    assert "cannot put the player back" in caplog.text
 
 
 async def test_restore_fades_out_first(music: MpdMusic, mpd_server: MpdServer) -> None:

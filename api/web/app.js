@@ -1,0 +1,564 @@
+// ambiance: the one-tap phone app. Plain JS, no framework, no build step.
+// It reads the rooms once, then follows them live through server-sent events (no polling).
+'use strict';
+
+const API = '/api/v1';
+const TOKEN_KEY = 'ambiance.token';
+const FEEDBACK_KEY = 'ambiance.feedback-done';
+const RING = 2 * Math.PI * 54; // the progress ring's circumference (r = 54 in index.html)
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  rooms: [], // summaries from GET /rooms, in order
+  routines: {}, // name -> routine
+  profiles: [],
+  views: {}, // room name -> {view, at: performance.now() when it arrived}
+  screen: 'home', // home | session | feedback | thanks
+  focus: null, // the room the session screen shows
+  ended: null, // {room, session}: the session the feedback is about
+  stageKey: null, // which stage's guidance is on screen
+};
+
+// --- DOM ------------------------------------------------------------------------------
+
+/** An element with properties (class, text, ...) and children; never innerHTML. */
+function h(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else if (key === 'data') Object.assign(node.dataset, value);
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key in node) node[key] = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);
+  }
+  return node;
+}
+
+let toastTimer = null;
+function toast(message) {
+  const node = $('toast');
+  node.textContent = message;
+  node.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { node.hidden = true; }, 5000);
+}
+
+// --- the token (the API may ask for one) -------------------------------------------------
+
+let token = localStorage.getItem(TOKEN_KEY) || '';
+let tokenAsked = null;
+
+function tokenFromAddress() {
+  const match = location.hash.match(/(?:^#|&)token=([^&]*)/);
+  if (!match) return;
+  token = decodeURIComponent(match[1]);
+  localStorage.setItem(TOKEN_KEY, token);
+  history.replaceState(null, '', location.pathname + location.search); // out of the address bar
+}
+
+/** Ask for the token with a small form; every caller waiting on a 401 shares one form. */
+function askToken() {
+  if (!tokenAsked) {
+    tokenAsked = new Promise((resolve) => {
+      const dialog = $('token-dialog');
+      const input = $('token-input');
+      input.value = '';
+      dialog.addEventListener('close', () => {
+        token = input.value.trim();
+        if (token) localStorage.setItem(TOKEN_KEY, token);
+        tokenAsked = null;
+        resolve();
+      }, { once: true });
+      dialog.showModal();
+    });
+  }
+  return tokenAsked;
+}
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** fetch JSON from the API, with the token when known; on a 401 ask for it once and retry. */
+async function api(path, { method = 'GET', body } = {}, retried = false) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(API + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401 && !retried) {
+    await askToken();
+    return api(path, { method, body }, true);
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = data && data.error ? data.error.message : `${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, message);
+  }
+  return data;
+}
+
+/** Run a command; a failure is shown briefly (the stream shows what the room really does). */
+async function command(path, options) {
+  try {
+    return await api(path, options);
+  } catch (error) {
+    toast(error.message);
+    return null;
+  }
+}
+
+// --- the live stream ------------------------------------------------------------------------
+
+let source = null;
+let restart = null;
+
+function connect() {
+  const params = new URLSearchParams();
+  for (const room of state.rooms) params.append('room', room.name);
+  // EventSource cannot send headers: the token goes in the query.
+  if (token) params.set('access_token', token);
+  source = new EventSource(`${API}/events?${params}`);
+  source.addEventListener('room', (event) => onRoom(JSON.parse(event.data)));
+  source.addEventListener('open', () => { $('offline').hidden = true; });
+  source.addEventListener('error', () => {
+    $('offline').hidden = false;
+    // The browser reconnects by itself, unless the answer was an error (a 401, a 404):
+    // then ask the API (which asks for the token if that was it) and start again.
+    if (source.readyState === EventSource.CLOSED) {
+      source.close();
+      clearTimeout(restart);
+      restart = setTimeout(async () => {
+        try { await api('/rooms'); } catch (error) { /* still down: try again */ }
+        connect();
+      }, 3000);
+    }
+  });
+}
+
+function onRoom(view) {
+  const before = state.views[view.name] && state.views[view.name].view;
+  state.views[view.name] = { view, at: performance.now() };
+  const summary = state.rooms.find((room) => room.name === view.name);
+  if (summary) summary.status = view.session ? view.session.status : 'idle';
+
+  if (state.screen === 'session' && state.focus === view.name && !view.session) {
+    const last = view.last_session;
+    if (before && before.session && last && last.id === before.session.id) {
+      showFeedback(view.name, last);
+    } else {
+      show('home');
+    }
+  } else if (state.screen === 'home' && view.session) {
+    state.focus = view.name; // a session started (here or from elsewhere): follow it
+    show('session');
+  }
+  render();
+}
+
+// --- rendering ------------------------------------------------------------------------------
+
+function show(screen) {
+  state.screen = screen;
+  for (const id of ['home', 'session', 'feedback', 'thanks']) $(id).hidden = id !== screen;
+  window.scrollTo(0, 0);
+  render();
+}
+
+function render() {
+  if (state.screen === 'home') renderHome();
+  else if (state.screen === 'session') renderSession();
+  else if (state.screen === 'feedback') renderFeedbackRoom();
+  tick();
+}
+
+function routineTitle(name) {
+  const routine = state.routines[name];
+  return (routine && routine.title) || name;
+}
+
+function stageTitle(routineName, stageName) {
+  const routine = state.routines[routineName];
+  const stage = routine && routine.stages.find((s) => s.name === stageName);
+  return (stage && stage.title) || stageName;
+}
+
+function profileName(name) {
+  const profile = state.profiles.find((p) => p.name === name);
+  return (profile && profile.display_name) || name;
+}
+
+function buildHome() {
+  const list = $('rooms');
+  list.replaceChildren();
+  $('home-empty').hidden = state.rooms.length > 0;
+  $('home-empty').textContent = 'No rooms are configured.';
+  const routines = Object.values(state.routines);
+  for (const room of state.rooms) {
+    const routine = h('select', { id: `routine-${room.name}`, 'aria-label': 'Routine' },
+      routines.map((r) => h('option', { value: r.name, text: r.title || r.name, selected: r.name === room.routine })));
+    const profile = h('select', { id: `profile-${room.name}`, 'aria-label': 'For whom' },
+      h('option', { value: '', text: 'No profile' }),
+      state.profiles.map((p) => h('option', { value: p.name, text: p.display_name || p.name })));
+    const card = h('section', { class: 'room-card', data: { room: room.name } },
+      h('h2', { text: room.title || room.name }),
+      h('p', { class: 'status' }),
+      h('div', { class: 'room-state' }),
+      h('label', { class: 'field' }, 'Routine', routine),
+      h('label', { class: 'field' }, 'For', profile),
+      h('button', { class: 'link rate', type: 'button', text: 'How was the last one? Tell us', hidden: true,
+        onclick: () => {
+          const view = state.views[room.name] && state.views[room.name].view;
+          if (view && view.last_session) showFeedback(room.name, view.last_session);
+        } }),
+      h('button', { class: 'primary big spa', type: 'button', text: 'Spa mode',
+        onclick: (event) => startSpa(room.name, routine.value, profile.value, event.currentTarget) }));
+    list.append(card);
+  }
+}
+
+function renderHome() {
+  for (const card of document.querySelectorAll('.room-card')) {
+    const entry = state.views[card.dataset.room];
+    if (!entry) continue;
+    const { view } = entry;
+    const status = card.querySelector('.status');
+    const spa = card.querySelector('.spa');
+    if (view.session) {
+      status.textContent = `${view.session.status === 'paused' ? 'Paused' : 'Running'}: ${view.session.stage.title}`;
+      spa.textContent = 'Open the session';
+    } else {
+      status.textContent = view.health.status === 'ok' ? 'Ready when you are' : 'Ready, but a device does not answer';
+      spa.textContent = 'Spa mode';
+    }
+    const last = view.last_session;
+    card.querySelector('.rate').hidden = Boolean(view.session || !last || feedbackDone(last.id));
+    roomState(card.querySelector('.room-state'), view);
+  }
+}
+
+async function startSpa(room, routine, profile, button) {
+  const entry = state.views[room];
+  if (entry && entry.view.session) {
+    state.focus = room;
+    show('session');
+    return;
+  }
+  button.disabled = true;
+  const body = { routine };
+  if (profile) body.profile = profile;
+  const view = await command(`/rooms/${encodeURIComponent(room)}/spa`, { method: 'POST', body });
+  button.disabled = false;
+  if (view) {
+    if (!state.views[room] || !state.views[room].view.session) state.views[room] = { view, at: performance.now() };
+    state.focus = room;
+    show('session');
+  }
+}
+
+/** Kelvin to an approximate sRGB colour (Tanner Helland's fit), dimmed by brightness. */
+function lightColour(kelvin, brightness) {
+  const t = (kelvin || 2700) / 100;
+  let r; let g; let b;
+  if (t <= 66) {
+    r = 255;
+    g = 99.47 * Math.log(t) - 161.12;
+    b = t <= 19 ? 0 : 138.52 * Math.log(t - 10) - 305.04;
+  } else {
+    r = 329.7 * (t - 60) ** -0.1332;
+    g = 288.12 * (t - 60) ** -0.0755;
+    b = 255;
+  }
+  // Never bright white: even a full, cold light is drawn at three quarters.
+  const level = 0.25 + 0.5 * Math.min(100, Math.max(0, brightness || 0)) / 100;
+  const c = (v) => Math.round(Math.min(255, Math.max(0, v)) * level);
+  return `rgb(${c(r)}, ${c(g)}, ${c(b)})`;
+}
+
+function roomState(container, view) {
+  const lights = h('div', { class: 'lights' }, view.lights.lights.map((light) => {
+    const bulb = h('span', { class: 'bulb' });
+    let text = 'off';
+    if (!light.reachable) text = 'not answering';
+    else if (light.on) {
+      const colour = lightColour(light.kelvin, light.brightness);
+      bulb.style.setProperty('background-color', colour);
+      bulb.style.setProperty('box-shadow', `0 0 ${6 + (light.brightness || 0) / 5}px ${colour}`);
+      // Kelvin to the nearest hundred: mireds make 2400 K come back as 2398 K.
+      text = `${Math.round(light.brightness || 0)} %${light.kelvin ? ` · ${Math.round(light.kelvin / 100) * 100} K` : ''}`;
+    }
+    return h('div', { class: 'light', data: { light: light.id } },
+      bulb, h('span', { class: 'light-name', text: light.name }), h('span', { class: 'light-value', text }));
+  }));
+  const facts = h('ul', { class: 'facts' });
+  if (view.lights.restoring) facts.append(h('li', { text: 'Putting the lights back as they were…' }));
+  for (const phone of view.phones) {
+    facts.append(h('li', { class: 'phone', text: `${phone.name}: ${phone.dnd ? 'do not disturb' : 'as usual'}` }));
+  }
+  if (view.music) {
+    const wanted = view.music.desired;
+    let text = 'Music: not playing';
+    if (wanted && wanted.stop) text = 'Music: quiet';
+    else if (wanted) text = `Music: ${wanted.playlist || wanted.tracks.join(', ') || 'playing'} at ${Math.round(wanted.volume)} %`;
+    if (view.music.player && view.music.player.state !== 'unknown') text += ` (player: ${view.music.player.state})`;
+    facts.append(h('li', { class: 'music', text }));
+  }
+  if (view.distractions && view.distractions.devices.length) {
+    facts.append(h('li', { text: `Distractions: ${view.distractions.off ? 'switched off' : 'as usual'}` }));
+  }
+  const down = view.health.devices.filter((device) => !device.available);
+  if (view.health.status !== 'ok' || down.length) {
+    for (const device of down) {
+      facts.append(h('li', { class: 'bad health', text: `${device.device} (${device.kind}) does not answer${device.error ? `: ${device.error}` : ''}` }));
+    }
+    if (!down.length) facts.append(h('li', { class: 'bad health', text: 'Degraded' }));
+  } else {
+    facts.append(h('li', { class: 'health', text: 'All devices answer' }));
+  }
+  container.replaceChildren(lights, facts);
+}
+
+function renderSession() {
+  const entry = state.views[state.focus];
+  if (!entry || !entry.view.session) return;
+  const { view } = entry;
+  const session = view.session;
+  const stage = session.stage;
+  const paused = session.status === 'paused';
+
+  const who = session.profile ? ` · for ${profileName(session.profile)}` : '';
+  $('session-where').textContent =
+    `${view.title} · ${routineTitle(session.routine)}${who} · ${stage.index + 1} of ${session.stages.length}`;
+  $('session').classList.toggle('paused', paused);
+
+  const key = `${session.id}/${stage.index}/${stage.started_at}`;
+  if (key !== state.stageKey) {
+    state.stageKey = key;
+    const g = stage.guidance;
+    $('stage-title').textContent = stage.title || stage.name;
+    $('guidance-summary').textContent = g.summary;
+    $('guidance-steps').replaceChildren(...g.steps.map((step) => h('li', { text: step })));
+    note($('guidance-pressure'), 'Pressure', g.pressure);
+    note($('guidance-caution'), 'Take care', g.caution);
+  }
+
+  const pulse = $('pulse');
+  if (stage.tempo) {
+    pulse.classList.remove('still');
+    pulse.style.setProperty('--beat', `${(60 / stage.tempo).toFixed(2)}s`);
+    $('tempo').textContent = `${stage.tempo} strokes a minute: move with the glow`;
+  } else {
+    pulse.classList.add('still');
+    $('tempo').textContent = '';
+  }
+
+  $('pause').textContent = paused ? 'Resume' : 'Pause';
+  $('ready').hidden = stage.timed;
+  $('next').textContent = stage.index + 1 >= session.stages.length ? 'Finish' : 'Next';
+  $('previous').disabled = false;
+  roomState($('session-room'), view);
+}
+
+function note(node, label, text) {
+  node.hidden = !text;
+  node.replaceChildren(...(text ? [h('strong', { text: `${label}: ` }), text] : []));
+}
+
+/** Seconds left of `value` (as of when the view arrived), counting down while it runs. */
+function left(entry, value, counting) {
+  if (value === null || value === undefined) return null;
+  if (!counting) return value;
+  return Math.max(0, value - (performance.now() - entry.at) / 1000);
+}
+
+function clock(seconds) {
+  const s = Math.ceil(seconds);
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const rest = String(s % 60).padStart(2, '0');
+  return hours ? `${hours}:${String(minutes).padStart(2, '0')}:${rest}` : `${minutes}:${rest}`;
+}
+
+/** Move the clocks and the ring; runs a few times a second on the session screen. */
+function tick() {
+  if (state.screen !== 'session') return;
+  const entry = state.views[state.focus];
+  if (!entry || !entry.view.session) return;
+  const session = entry.view.session;
+  const stage = session.stage;
+  const running = session.status === 'running';
+  const label = $('stage-left');
+  if (stage.timed) {
+    const stageLeft = left(entry, stage.remaining, running);
+    label.textContent = clock(stageLeft);
+    label.classList.remove('untimed');
+    $('stage-left-label').textContent = running ? 'left in this stage' : 'paused';
+    const fraction = stage.duration ? stageLeft / stage.duration : 0;
+    $('ring-progress').style.setProperty('stroke-dashoffset', String(RING * (1 - fraction)));
+  } else {
+    label.textContent = "when you're ready";
+    label.classList.add('untimed');
+    $('stage-left-label').textContent = running ? '' : 'paused';
+    $('ring-progress').style.setProperty('stroke-dashoffset', '0');
+  }
+  const total = left(entry, session.total_remaining, running && stage.timed);
+  $('total-left').textContent = total === null ? '' : `${clock(total)} in all`;
+}
+
+// --- session controls -----------------------------------------------------------------------
+
+function sessionCommand(action) {
+  return command(`/rooms/${encodeURIComponent(state.focus)}/session/${action}`, { method: 'POST' });
+}
+
+function wireSession() {
+  $('previous').addEventListener('click', () => sessionCommand('previous'));
+  $('next').addEventListener('click', () => sessionCommand('next'));
+  $('ready').addEventListener('click', () => sessionCommand('next'));
+  $('pause').addEventListener('click', () => {
+    const entry = state.views[state.focus];
+    const paused = entry && entry.view.session && entry.view.session.status === 'paused';
+    sessionCommand(paused ? 'resume' : 'pause');
+  });
+  const dialog = $('confirm-end');
+  $('end').addEventListener('click', () => dialog.showModal());
+  dialog.addEventListener('close', () => {
+    if (dialog.returnValue === 'end') {
+      command(`/rooms/${encodeURIComponent(state.focus)}/spa`, { method: 'DELETE' });
+    }
+    dialog.returnValue = '';
+  });
+}
+
+// --- feedback ---------------------------------------------------------------------------
+
+function feedbackDone(id) {
+  return (localStorage.getItem(FEEDBACK_KEY) || '').split(',').includes(id);
+}
+
+function markFeedbackDone(id) {
+  const done = (localStorage.getItem(FEEDBACK_KEY) || '').split(',').filter(Boolean).slice(-20);
+  localStorage.setItem(FEEDBACK_KEY, [...done, id].join(','));
+}
+
+function segments(name, options, onchange) {
+  return h('div', { class: 'segments' }, options.map(([value, text]) =>
+    h('label', {}, h('input', { type: 'radio', name, value, onchange }), h('span', { text }))));
+}
+
+function showFeedback(room, session) {
+  state.ended = { room, session };
+  state.focus = room;
+  $('feedback-form').reset();
+  $('feedback-error').hidden = true;
+  $('send').disabled = true;
+  const stars = [1, 2, 3, 4, 5].map((n) => [String(n), String(n)]);
+  $('rating').replaceChildren(segments('rating', stars, () => { $('send').disabled = false; }));
+  // Pressure only for the stages of that session where hands were at work (timed ones).
+  const routine = state.routines[session.routine];
+  const stages = session.stages.map((name) => {
+    const stage = routine && routine.stages.find((s) => s.name === name);
+    return { name, title: (stage && stage.title) || name, timed: stage ? stage.duration !== null : true };
+  });
+  const rows = stages.filter((s) => s.timed).map((s) => h('div', { class: 'stage-pressure', data: { stage: s.name } },
+    h('p', { text: s.title }),
+    segments(`pressure-${s.name}`, [['softer', 'Softer'], ['right', 'Right'], ['firmer', 'Firmer']])));
+  $('pressure').replaceChildren(...rows);
+  $('pressure-set').hidden = rows.length === 0;
+  $('favourite').replaceChildren(h('option', { value: '', text: '—' }),
+    ...stages.map((s) => h('option', { value: s.name, text: s.title })));
+  show('feedback');
+}
+
+function renderFeedbackRoom() {
+  const entry = state.ended && state.views[state.ended.room];
+  if (!entry) return;
+  const { view } = entry;
+  $('restored').textContent = view.lights.restoring || !view.lights.synced
+    ? 'Putting the room back as it was…'
+    : 'The room is back as it was.';
+  roomState($('feedback-room'), view);
+}
+
+async function sendFeedback(event) {
+  event.preventDefault();
+  const form = $('feedback-form');
+  const data = new FormData(form);
+  const rating = Number(data.get('rating'));
+  if (!rating) return;
+  const body = { rating, pressure: {}, notes: $('notes').value.trim() };
+  for (const row of form.querySelectorAll('.stage-pressure')) {
+    const hint = data.get(`pressure-${row.dataset.stage}`);
+    if (hint) body.pressure[row.dataset.stage] = hint;
+  }
+  if ($('favourite').value) body.favourite_stage = $('favourite').value;
+  $('send').disabled = true;
+  try {
+    const result = await api(`/rooms/${encodeURIComponent(state.ended.room)}/feedback`, { method: 'POST', body });
+    markFeedbackDone(state.ended.session.id);
+    $('thanks-text').textContent = result && result.profile
+      ? `${result.profile.display_name || result.profile.name}'s profile has learned from it.`
+      : 'It is kept with the session.';
+    show('thanks');
+  } catch (error) {
+    $('feedback-error').textContent = error.message;
+    $('feedback-error').hidden = false;
+    $('send').disabled = false;
+  }
+}
+
+function wireFeedback() {
+  $('feedback-form').addEventListener('submit', sendFeedback);
+  $('skip').addEventListener('click', () => {
+    if (state.ended) markFeedbackDone(state.ended.session.id);
+    show('home');
+  });
+  $('home-button').addEventListener('click', () => show('home'));
+}
+
+// --- start ------------------------------------------------------------------------------
+
+async function load() {
+  const [rooms, routines, profiles] = await Promise.all([api('/rooms'), api('/routines'), api('/profiles')]);
+  state.rooms = rooms;
+  state.routines = Object.fromEntries(routines.map((r) => [r.name, r]));
+  state.profiles = profiles;
+}
+
+async function main() {
+  tokenFromAddress();
+  window.addEventListener('hashchange', tokenFromAddress); // pasted into an open page
+  wireSession();
+  wireFeedback();
+  show('home');
+  $('home-empty').hidden = false;
+  for (;;) {
+    try {
+      await load();
+      break;
+    } catch (error) {
+      $('home-empty').textContent = `Cannot reach ambiance (${error.message}); trying again…`;
+      await new Promise((resolve) => { setTimeout(resolve, 3000); });
+    }
+  }
+  buildHome();
+  connect();
+  setInterval(tick, 250);
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register('/sw.js').catch(() => { /* the app works without it */ });
+  }
+}
+
+main();
