@@ -123,6 +123,10 @@ class Room:
                 "%s: session %s will go on when the service is back", self.name, self.session.id
             )
             self._persist(self.session)
+        # A session that just ended is not in the store any more as running: let its
+        # restore finish, or the room would stay as the session left it.
+        restoring = [c for c in self.coordinators if c.restoring]
+        await asyncio.gather(*(c.wait_synced(restore_timeout) for c in restoring))
         self._cancel_timer()
         for coordinator in self.coordinators:
             await coordinator.stop()

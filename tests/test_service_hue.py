@@ -288,3 +288,17 @@ def test_pair_times_out_with_a_clear_message(tmp_path: Path) -> None:
         assert "link button" in result.stderr
         assert "Traceback" not in result.stderr
         assert not (tmp_path / "hue.json").exists()
+
+
+async def test_stopping_the_service_right_after_the_end_still_restores(tmp_path: Path) -> None:
+    with bedroom_emulator() as emu:
+        before = exact(emu)
+        core = Ambiance(
+            hue_settings(tmp_path, emu.address), clock=FakeClock(), library=make_library()
+        )
+        async with core:
+            room = core.room("bedroom")
+            room.start_spa()
+            assert await room.settle(5)
+            room.stop_session()  # and the service stops at once
+        assert exact(emu) == before
