@@ -89,18 +89,26 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         self._wake = asyncio.Event()
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name=f"{self.device}:{self.room}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        self._stopping = True
+        # Python 3.11's wait_for can swallow a cancellation that lands as its inner call
+        # finishes; the flag ends the loop then, and the cancel is repeated until it took.
+        while task is not None and not task.done():
+            task.cancel()
+            self._wake.set()
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and not task.cancelled():
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                task.result()
         await self.backend.stop()
 
     # --- what the room asks for -----------------------------------------------------
@@ -170,7 +178,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
     async def _run(self) -> None:
         delay = self.retry_initial
         poll = True
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self._step(poll)
