@@ -1,4 +1,4 @@
-"""`ambiance serve | check | pair`."""
+"""`ambiance serve | token | check | pair | chime`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .auth import TokenStore, page_link, token_required
 from .config import Settings, load_settings
 from .errors import AmbianceError, ConfigError
 from .scenes import Library, builtin_scenes_dir, load_library
@@ -59,6 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The API token: made on the first start and shown that once (only its hash is kept).
+    new_token = TokenStore(settings.data_dir).ensure()
     core = Ambiance(settings, library=library)
     app = create_app(core, manage_core=True)
 
@@ -72,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 if lan:
                     print(f"  from a phone on this network: {lan}", flush=True)
                 print(f"  API and its docs: {here}docs", flush=True)
+                if new_token is not None:
+                    _show_new_token(lan or here, new_token, settings)
 
     config = uvicorn.Config(
         app,
@@ -80,6 +85,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
     )
     Server(config).run()
+    return 0
+
+
+def _show_new_token(url: str, token: str, settings: Settings) -> None:
+    """Print a new API token, the one time it can be seen (to stdout, never to a log)."""
+    needed = token_required(settings.auth, settings.host)
+    print("  A new API token was made; it is shown this once (only its hash is kept).", flush=True)
+    print(f"  Open the page logged in: {page_link(url, token)}", flush=True)
+    print(f"  Or send: Authorization: Bearer {token}", flush=True)
+    if not needed:
+        print(
+            "  (Not needed while ambiance listens on loopback only; see auth.required.)", flush=True
+        )
+    print("  Lost it? ambiance token --reset makes a new one.", flush=True)
+
+
+# --- token ------------------------------------------------------------------------------
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = TokenStore(settings.data_dir)
+    if not args.reset:
+        state = "exists" if store.exists() else "does not exist yet (ambiance serve makes it)"
+        print(f"The API token's hash is in {store.path}: it {state}.")
+        print("The token itself is not kept; ambiance token --reset makes a new one.")
+        return 0
+    token = store.reset()
+    url, _ = _urls(settings.host, settings.port)
+    print("A new API token; the old one no longer works. It is shown this once:")
+    print(f"  {token}")
+    print(f"Open the page logged in: {page_link(url, token)}")
+    print(f"Or send: Authorization: Bearer {token}")
     return 0
 
 
@@ -157,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8321; 0: any free)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="the API token: --reset makes a new one, shown once")
+    common(token)
+    token.add_argument(
+        "--reset", action="store_true", help="make a new token (the old one stops working)"
+    )
+    token.set_defaults(func=cmd_token)
 
     check = sub.add_parser("check", help="validate the config, scenes and routines")
     common(check)

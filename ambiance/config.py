@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from . import yamlfile
+from .auth import AuthSettings
 from .distractions import DistractionConfig, HueDistraction
 from .errors import ConfigError
 from .lights.zigbee2mqtt import Zigbee2MqttLightsConfig
@@ -167,6 +168,7 @@ class Settings(BaseSettings):
     rooms: dict[RoomName, RoomConfig] = Field(default_factory=_default_rooms, min_length=1)
     devices: DevicesConfig = Field(default_factory=DevicesConfig)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @model_validator(mode="after")
     def _devices_have_their_way_in(self) -> Settings:
@@ -263,6 +265,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError([f"{path}: the config file must be a mapping (rooms:, port:, ...)"])
+        odd = [repr(key) for key in loaded if not isinstance(key, str)]
+        if odd:
+            raise ConfigError(
+                [
+                    f"{path}: {key}: unknown top-level key (expected rooms:, port:, ...)"
+                    for key in odd
+                ]
+            )
         data = loaded
     token = _yaml_data.set(data)
     try:

@@ -178,8 +178,10 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
     async def _run(self) -> None:
         delay = self.retry_initial
         poll = True
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             self._wake.clear()
+            began = loop.time()
             try:
                 await self._step(poll)
             except DeviceError as exc:
@@ -197,7 +199,9 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
                 poll = not await self._wait(self.poll_interval)
                 continue
             # Failed: try again after a backoff, or at once when something new is asked.
-            await self._wait(delay)
+            # The backoff counts from the failed attempt's start, so a backend's own
+            # retries inside it do not add to it: attempts begin at most `retry_max` apart.
+            await self._wait(max(0.0, delay - (loop.time() - began)))
             delay = min(delay * 2, self.retry_max)
             poll = True
 

@@ -112,6 +112,18 @@ def parse_command(payload: bytes) -> Command:
         raise InvalidInput("command is nested too deeply") from None
 
 
+def _id_of(payload: bytes) -> str | None:
+    """The `id` of a command that did not parse, when it is there and fits; else None."""
+    if len(payload) > COMMAND_LIMIT:
+        return None
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    found = data.get("id") if isinstance(data, dict) else None
+    return found if isinstance(found, str) and len(found) <= 64 else None
+
+
 def run_command(room: Room, command: Command) -> None:
     """Carry out a parsed command on a room (raises NotFound, Conflict, InvalidInput)."""
     match command:
@@ -180,6 +192,8 @@ class MqttApi:
             command_id = command.id
             run_command(self.core.room(room_name), command)
         except AmbianceError as exc:
+            if command_id is None:  # it did not parse: echo its id if one can be read
+                command_id = _id_of(message.payload)
             self._report(room_name, exc.code, exc.message, message.payload, command_id)
         except Exception:  # a bug must not take the door down
             log.exception("%s: command failed", room_name)

@@ -45,7 +45,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from .errors import InvalidInput, NotFound
 from .scenes import NAME_PATTERN, Guidance, LightsSpec, Routine, Scene, Stage
@@ -123,6 +130,15 @@ MAX_NOTES = 2000
 StageName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Area = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+def _whole_number(value: object) -> object:
+    """4.0 is the integer 4 (as JSON Schema's `integer` says); "4", true and 4.5 are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NOTES)]
 Minutes = Annotated[float, Field(gt=0, le=24 * 60, allow_inf_nan=False)]
 
@@ -162,7 +178,7 @@ class Profile(BaseModel):
         max_length=MAX_STAGES,
         description="The latest feedback per stage, quoted in the next session.",
     )
-    sessions: int = Field(default=0, ge=0)
+    sessions: Annotated[int, BeforeValidator(_whole_number)] = Field(default=0, ge=0, strict=True)
 
     @property
     def who(self) -> str:
@@ -175,7 +191,9 @@ class Feedback(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rating: int = Field(ge=1, le=5, strict=True, description="1 (not for me) to 5 (lovely).")
+    rating: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        ge=1, le=5, strict=True, description="1 (not for me) to 5 (lovely)."
+    )
     pressure: dict[Annotated[str, StringConstraints(max_length=64)], Hint] = Field(
         default_factory=dict, max_length=MAX_STAGES, description="Per stage name."
     )

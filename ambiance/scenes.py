@@ -285,8 +285,12 @@ def load_library(folders: Iterable[Path]) -> Library:
     library = Library()
     problems: list[str] = []
     broken: set[str] = set()  # defined but invalid: already reported, not "unknown"
-    for folder in folders:
-        folder = Path(folder).expanduser()
+    for given in folders:
+        try:
+            folder = Path(given).expanduser()
+        except RuntimeError:  # `~someone/...` for a user this machine does not know
+            problems.append(f"{given}: scenes folder does not exist (no such user's home)")
+            continue
         if not folder.is_dir():
             problems.append(f"{folder}: scenes folder does not exist")
             continue

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from ambiance.auth import TokenStore
 from ambiance.config import Settings
 from ambiance.service import Ambiance, __version__
 
-from . import errors
+from . import auth, errors
 from .routes import events, health, profiles, rooms, routines, scenes, sessions
 
 API_PREFIX = "/api/v1"
@@ -61,8 +62,14 @@ def create_app(
     )
     app.state.core = service
     errors.install(app)
-    for module in (health, rooms, scenes, routines, profiles, sessions, events):
-        app.include_router(module.router, prefix=API_PREFIX)
+    config = service.settings
+    auth.install(app, config.auth, config.host, TokenStore(config.data_dir))
+    # Everything but health needs the token when one is required (api/auth.py);
+    # the event stream also takes it as ?access_token= (EventSource sends no headers).
+    app.include_router(health.router, prefix=API_PREFIX)
+    for module in (rooms, scenes, routines, profiles, sessions):
+        app.include_router(module.router, prefix=API_PREFIX, **auth.guard(app))
+    app.include_router(events.router, prefix=API_PREFIX, **auth.guard(app, query=True))
 
     _serve_web(app)
 

@@ -209,6 +209,7 @@ class ErrorBody(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The body cannot be read (not UTF-8 JSON)."},
     404: {"model": ErrorBody, "description": "No such room, scene, routine or stage."},
     409: {"model": ErrorBody, "description": "The command does not fit the room's state."},
     422: {"model": ErrorBody, "description": "A value is missing or out of range."},

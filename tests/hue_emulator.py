@@ -59,6 +59,7 @@ class Recorded:
     body: Any  # parsed JSON, the raw text if it was not JSON, None if empty
     user: str | None  # the username in the path, None for /api
     resource: str  # the path under /api/<user>, e.g. /groups/1/action ("" for /api)
+    at: float = 0.0  # when it arrived, by time.monotonic()
 
 
 @dataclass
@@ -377,7 +378,7 @@ class HueEmulator:
                 body, bad_json = text, True
         user, resource = _split(path)
         with self._lock:
-            self._requests.append(Recorded(method, path, body, user, resource))
+            self._requests.append(Recorded(method, path, body, user, resource, time.monotonic()))
             self._lock.notify_all()
             for fault in self._faults:
                 if fault.matches(path):

@@ -284,6 +284,17 @@ class Mosquitto:
             self._reader.join(timeout)
             self._reader = None
 
+    def kill(self, timeout: float = START_TIMEOUT) -> None:
+        """SIGKILL the broker, as in a crash: it says goodbye to no one."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.kill()
+        proc.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout)
+            self._reader = None
+
     def log(self) -> str:
         with self._changed:
             return "\n".join(self._lines)

@@ -192,11 +192,70 @@ def _install_redaction() -> None:
         phue_log.addFilter(_RedactFilter())
 
 
+Clock = Callable[[], float]
+
+_LIGHT_COMMAND = re.compile(r"^/lights/[^/]+/state$")
+_GROUP_COMMAND = re.compile(r"^/groups/[^/]+/action$")
+
+
+class CommandSpacing:
+    """At most `rate` commands a second to one bridge: a command goes out no sooner than
+    `1 / rate` seconds after the previous one of its kind *finished*.
+
+    Commands of one kind take turns (an asyncio lock held from the wait through the
+    reply), so two rooms on a bridge share the budget. Spacing from the end of the
+    previous command, not its start, makes the guarantee hold at the bridge whatever the
+    network and thread pool delay: the bridge never sees two of them closer than
+    `1 / rate` (a connection refused never reached it, and is not counted). The clock
+    (monotonic) and sleep are injectable for tests.
+    """
+
+    def __init__(
+        self, rate: float, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive: {rate!r}")
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._last_end: float | None = None
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+        try:
+            if self._last_end is not None:
+                wait = self._last_end + self.interval - self._clock()
+                if wait > 0:
+                    await self._sleep(wait)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None or not _never_sent(exc):
+            self._last_end = self._clock()
+        self._lock.release()
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """A command refused at the connection (nothing listens) never reached the bridge:
+    it costs the bridge nothing, so the next one need not wait for it."""
+    return isinstance(exc, BridgeUnreachable) and isinstance(
+        exc.__cause__, ConnectionRefusedError | socket.gaierror
+    )
+
+
 class HueBridge:
     """One Hue bridge, shared by every room on it.
 
     `request()` is the only way to it. The thread pool is created on first use (or by
     `start()`) and released by `stop()`.
+
+    It protects the bridge as Hue's guidance asks: at most `light_rate` (10) light
+    commands (`PUT /lights/<id>/state`) and `group_rate` (1) group commands
+    (`PUT /groups/<id>/action`) a second, each kind spaced by `CommandSpacing`. Reads
+    are not spaced; at most `max_workers` (2) requests of any kind are in flight.
     """
 
     def __init__(
@@ -209,6 +268,10 @@ class HueBridge:
         backoff: float = 0.2,
         data_dir: Path | None = None,
         max_workers: int = 2,
+        light_rate: float = 10.0,
+        group_rate: float = 1.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.address = address  # "host" or "host:port"
         self.username = username
@@ -219,6 +282,8 @@ class HueBridge:
         self.max_workers = max_workers  # few: the bridge itself handles ~10 commands/s
         self._executor: ThreadPoolExecutor | None = None
         self._client: Any = None  # phue.Bridge
+        self.light_commands = CommandSpacing(light_rate, clock=clock, sleep=sleep)
+        self.group_commands = CommandSpacing(group_rate, clock=clock, sleep=sleep)
 
     async def start(self) -> None:
         self._ensure_started()
@@ -262,14 +327,21 @@ class HueBridge:
 
         `path` is relative to /api/<username> ("/groups/1/action"); a path that starts
         with /api is sent as it is. Unreachable and busy bridges are retried with
-        exponential backoff and jitter; everything else is raised at once.
+        exponential backoff and jitter; everything else is raised at once. Light and
+        group commands (each attempt) wait for their turn under the bridge's limits.
         """
         url = self._url(path)
         payload = dict(body) if body is not None else None
+        spacing = self._spacing(method, path)
         attempt = 0
         while True:
             try:
-                return raise_for_errors(await self._send(method, url, payload))
+                if spacing is None:
+                    reply = await self._send(method, url, payload)
+                else:
+                    async with spacing:
+                        reply = await self._send(method, url, payload)
+                return raise_for_errors(reply)
             except DeviceUnavailable as exc:
                 if attempt >= self.retries:
                     raise
@@ -284,6 +356,15 @@ class HueBridge:
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+    def _spacing(self, method: str, path: str) -> CommandSpacing | None:
+        if method != "PUT":
+            return None
+        if _LIGHT_COMMAND.match(path):
+            return self.light_commands
+        if _GROUP_COMMAND.match(path):
+            return self.group_commands
+        return None
 
     async def _send(self, method: str, url: str, payload: dict[str, Any] | None) -> Any:
         executor = self._ensure_started()
@@ -339,6 +420,14 @@ def _colour(state: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _resources(reply: Any, bridge: HueBridge, what: str) -> dict[str, Any]:
+    """A GET /lights or /groups reply, which must be an object of objects; anything else
+    (JSON, but not what a bridge sends) means a bridge in a bad way: busy, retried."""
+    if isinstance(reply, dict) and all(isinstance(v, dict) for v in reply.values()):
+        return reply
+    raise BridgeBusy(f"the Hue bridge at {bridge.address} sent {what} in a shape it never sends")
+
+
 class HueLights:
     """The lights of one room: one Hue group on a (shared) bridge."""
 
@@ -353,7 +442,7 @@ class HueLights:
         self.ct_range: tuple[int, int] | None = None  # widest across the group's lights
 
     async def start(self) -> None:
-        groups: dict[str, Any] = await self.bridge.request("GET", "/groups")
+        groups = _resources(await self.bridge.request("GET", "/groups"), self.bridge, "groups")
         group_id = self._find_group(groups)
         self.group_id = group_id
         self.light_ids = tuple(str(i) for i in groups[group_id].get("lights", []))
@@ -392,7 +481,7 @@ class HueLights:
 
     async def _lights(self) -> dict[str, Any]:
         """One GET /lights, filtered to this room's lights (in the group's order)."""
-        every: dict[str, Any] = await self.bridge.request("GET", "/lights")
+        every = _resources(await self.bridge.request("GET", "/lights"), self.bridge, "lights")
         return {i: every[i] for i in self.light_ids if i in every}
 
     def _learn(self, lights: Mapping[str, Any]) -> None:

@@ -25,7 +25,7 @@ async def list_profiles(core: CoreDep) -> list[Profile]:
     response_model=Profile,
     status_code=status.HTTP_201_CREATED,
     summary="Create a profile",
-    responses={409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
 )
 async def create_profile(
     core: CoreDep,
@@ -58,7 +58,7 @@ async def get_profile(core: CoreDep, name: str) -> Profile:
     "/{name}",
     response_model=Profile,
     summary="Change some fields of a profile",
-    responses={422: ERRORS[422]},
+    responses={400: ERRORS[400], 422: ERRORS[422]},
 )
 async def update_profile(core: CoreDep, name: str, changes: ProfileChanges) -> Profile:
     return core.profiles.update(name, changes.model_dump(exclude_unset=True, mode="json"))
@@ -68,7 +68,7 @@ async def update_profile(core: CoreDep, name: str, changes: ProfileChanges) -> P
     "/{name}",
     response_model=Profile,
     summary="Replace a profile (creating it if new)",
-    responses={422: ERRORS[422]},
+    responses={400: ERRORS[400], 422: ERRORS[422]},
 )
 async def replace_profile(core: CoreDep, name: str, profile: Profile) -> Profile:
     if profile.name != name:
@@ -98,7 +98,7 @@ async def export_profile(core: CoreDep, name: str) -> dict[str, Any]:
     response_model=Profile,
     status_code=status.HTTP_201_CREATED,
     summary="Import an exported profile",
-    responses={409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
 )
 async def import_profile(
     core: CoreDep,

@@ -67,7 +67,7 @@ async def get_room(room: RoomDep) -> RoomView:
     summary="Spa mode: one tap starts the session",
     description="Snapshots the room, fades the lights to the routine's first scene and "
     "starts walking its stages. The body is optional.",
-    responses={409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
 )
 async def start_spa(
     core: CoreDep, room: RoomDep, body: Annotated[SpaRequest | None, Body()] = None
@@ -92,7 +92,7 @@ async def stop_spa(core: CoreDep, room: RoomDep) -> RoomView:
     "/{room}/session/goto",
     response_model=RoomView,
     summary="Go to a named stage",
-    responses={409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
 )
 async def goto(core: CoreDep, room: RoomDep, body: GotoRequest) -> RoomView:
     room.goto(body.stage)
@@ -103,7 +103,7 @@ async def goto(core: CoreDep, room: RoomDep, body: GotoRequest) -> RoomView:
     "/{room}/session/extend",
     response_model=RoomView,
     summary="Give the current stage more time",
-    responses={409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
 )
 async def extend(core: CoreDep, room: RoomDep, body: ExtendRequest) -> RoomView:
     room.extend(body.seconds)
@@ -134,7 +134,7 @@ async def command(
     "/{room}/stage",
     response_model=RoomView,
     summary="Set the stage explicitly (another app leads; the timer follows)",
-    responses={409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
 )
 async def set_stage(core: CoreDep, room: RoomDep, body: StageRequest) -> RoomView:
     room.set_stage(body.stage, body.remaining)
@@ -145,7 +145,7 @@ async def set_stage(core: CoreDep, room: RoomDep, body: StageRequest) -> RoomVie
     "/{room}/scene",
     response_model=RoomView,
     summary="Apply a named scene, without a routine",
-    responses={422: ERRORS[422]},
+    responses={400: ERRORS[400], 422: ERRORS[422]},
 )
 async def apply_scene(core: CoreDep, room: RoomDep, body: SceneRequest) -> RoomView:
     room.apply_scene(body.scene)

@@ -63,7 +63,7 @@ async def get_session(core: CoreDep, session_id: str) -> SessionDetail:
     response_model=FeedbackResult,
     status_code=status.HTTP_201_CREATED,
     summary="Say how it was; the profile learns from it",
-    responses={409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
 )
 async def give_feedback(core: CoreDep, session_id: str, feedback: Feedback) -> FeedbackResult:
     record = _record(core, session_id)
@@ -76,7 +76,7 @@ async def give_feedback(core: CoreDep, session_id: str, feedback: Feedback) -> F
     response_model=FeedbackResult,
     status_code=status.HTTP_201_CREATED,
     summary="Feedback on the room's last session",
-    responses={409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
 )
 async def give_room_feedback(core: CoreDep, room: RoomDep, feedback: Feedback) -> FeedbackResult:
     last = core.store.history(room=room.name, limit=1)

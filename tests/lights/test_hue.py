@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import stat
@@ -533,3 +534,134 @@ async def test_a_bridge_that_does_not_answer_times_out(silent_port: int) -> None
         assert time.monotonic() - began < 1.0
     finally:
         await hub.stop()
+
+
+# --- bridge protection: at most 10 light and 1 group command a second -------------------
+
+
+class FakeTime:
+    """A monotonic clock and an async sleep that only moves it (no real waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+async def limited(emulator: HueEmulator, tmp_path: Path) -> Any:
+    fake = FakeTime()
+    hub = HueBridge(
+        emulator.address, USER, retries=0, data_dir=tmp_path, clock=fake, sleep=fake.sleep
+    )
+    await hub.start()
+    yield hub, fake
+    await hub.stop()
+
+
+def sent_at(emulator: HueEmulator, fake_times: list[float], path: str) -> list[float]:
+    return [t for r, t in zip(emulator.requests, fake_times, strict=True) if r.resource == path]
+
+
+async def test_group_commands_are_spaced_a_second_apart(
+    limited: Any, emulator: HueEmulator
+) -> None:
+    import asyncio
+
+    hub, fake = limited
+    body = {"on": True, "bri": 100}
+    await asyncio.gather(*(hub.request("PUT", "/groups/1/action", body) for _ in range(3)))
+    assert emulator.count("PUT", "/groups/1/action") == 3
+    assert fake.sleeps == [1.0, 1.0]  # the first at once, then one a second
+    # Reads and light commands do not wait for the group's turn.
+    await hub.request("GET", "/lights")
+    await hub.request("PUT", "/lights/1/state", {"on": True})
+    assert fake.sleeps == [1.0, 1.0]
+
+
+async def test_light_commands_at_most_ten_a_second(limited: Any, emulator: HueEmulator) -> None:
+    import asyncio
+
+    hub, fake = limited
+    await asyncio.gather(
+        *(hub.request("PUT", f"/lights/{i % 4 + 1}/state", {"on": True}) for i in range(12))
+    )
+    assert emulator.count("PUT", "/lights/") == 12
+    assert fake.sleeps == pytest.approx([0.1] * 11)
+    # A group command is limited on its own budget: no wait for it.
+    await hub.request("PUT", "/groups/1/action", {"on": True})
+    assert len(fake.sleeps) == 11
+
+
+async def test_spacing_counts_from_the_end_of_the_previous_command(
+    limited: Any, emulator: HueEmulator
+) -> None:
+    hub, fake = limited
+    await hub.request("PUT", "/groups/1/action", {"on": True})
+    fake.now += 0.4  # time passes between two commands
+    await hub.request("PUT", "/groups/1/action", {"on": False})
+    assert fake.sleeps == [pytest.approx(0.6)]
+    fake.now += 5
+    await hub.request("PUT", "/groups/1/action", {"on": True})
+    assert fake.sleeps == [pytest.approx(0.6)]  # long enough ago: at once
+
+
+async def test_a_retried_command_waits_its_turn_too(emulator: HueEmulator, tmp_path: Path) -> None:
+    fake = FakeTime()
+    hub = HueBridge(emulator.address, USER, retries=1, backoff=0.01, clock=fake, sleep=fake.sleep)
+    try:
+        emulator.fail_next(1, 901, path_contains="/groups/1/action")
+        await hub.request("PUT", "/groups/1/action", {"on": True})
+        assert emulator.count("PUT", "/groups/1/action") == 2
+        assert fake.sleeps == [1.0]  # the retry is a second command to the bridge
+    finally:
+        await hub.stop()
+
+
+async def test_real_spacing_at_the_bridge(bridge: HueBridge, emulator: HueEmulator) -> None:
+    import asyncio
+
+    # The real clock: what the bridge sees is at least a second apart.
+    await asyncio.gather(
+        *(bridge.request("PUT", "/groups/2/action", {"on": True}) for _ in range(2))
+    )
+    times = [r.at for r in emulator.requests if r.resource == "/groups/2/action"]
+    assert len(times) == 2 and times[1] - times[0] >= 1.0
+
+
+MORE_GARBAGE = [
+    pytest.param(503, '{"error": "overloaded"}', id="503-json"),
+    pytest.param(502, "<html><body>502 Bad Gateway</body></html>", id="502-html"),
+    pytest.param(200, '[{"success": {"/lights/1/state/on": tr', id="truncated-json"),
+    pytest.param(200, '"just a string"', id="json-string"),
+    pytest.param(200, "[1, 2, 3]", id="json-list"),
+]
+
+
+@pytest.mark.parametrize(("status", "body"), MORE_GARBAGE)
+async def test_a_garbled_bridge_never_crashes_the_room(
+    bridge: HueBridge,
+    emulator: HueEmulator,
+    status: int,
+    body: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Whatever the bridge answers, reading the room's lights is a busy bridge (a
+    # DeviceUnavailable the coordinator retries), never a TypeError or AttributeError.
+    lights = await started(bridge)
+    emulator.respond_raw_next(3, status, body, path_contains="/lights")
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(BridgeBusy):
+            await lights.read()
+        # A JSON reply of the wrong shape is not retried inside request(): read it away.
+        for _ in range(2):
+            with contextlib.suppress(BridgeBusy):
+                await lights.read()
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("ambiance")]
+    assert [s.id for s in await lights.read()] == ["1", "2", "3", "4"]  # and back when well

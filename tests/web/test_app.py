@@ -345,3 +345,29 @@ async def test_the_app_asks_for_a_token_once_and_sends_it(tmp_path: Path) -> Non
             ]
             assert api and all(auth == "Bearer s3cret" for _, auth in api)
             assert tab.errors == [] or all("401" in error for error in tab.errors)
+
+
+async def test_the_page_opened_with_its_token_link_works_with_the_real_auth(
+    tmp_path: Path,
+) -> None:
+    """`auth.required: always`, the security headers and the CSP: the link serve prints."""
+    from ambiance.auth import AuthSettings, TokenStore
+
+    token = TokenStore(tmp_path).reset()
+    settings = Settings(
+        data_dir=tmp_path,
+        rooms={"bedroom": RoomConfig(title="Bedroom", routine="taster")},
+        auth=AuthSettings(required="always"),
+    )
+    async with Ambiance(settings, clock=FakeClock()) as core:
+        app = create_app(core)
+        async with serve(app) as base, phone(base) as tab:
+            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+                assert (await client.get("/api/v1/rooms")).status_code == 401
+            await tab.page.goto(f"{base}/#token={token}")
+            await expect(tab.page.locator(".room-card .status")).to_have_text("Ready when you are")
+            await expect(tab.page.locator("#token-dialog")).to_be_hidden()
+            assert tab.page.url == base + "/"
+            await tab.page.locator(".room-card").get_by_role("button", name="Spa mode").tap()
+            await expect(tab.page.locator("#stage-title")).to_have_text("Getting ready")
+            assert tab.errors == []  # no 401, no CSP violation
