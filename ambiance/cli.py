@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import logs
 from .auth import TokenStore, page_link, token_required
 from .config import Settings, load_settings
 from .errors import AmbianceError, ConfigError
@@ -49,17 +50,19 @@ def _urls(host: str, port: int) -> tuple[str, str | None]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+    import uvicorn.config
 
     from api.app import create_app
 
     from .service import Ambiance
 
-    settings = _settings(args, host=args.host, port=args.port, log_level=args.log_level)
+    settings = _settings(
+        args, host=args.host, port=args.port, log_level=args.log_level, log_format=args.log_format
+    )
     library = _library(settings)  # fail here, with the file and field, before binding
     check_rooms(settings, library)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    json_logs = settings.log_format == "json"
+    logs.setup(settings.log_level, json=json_logs)
     # The API token: made on the first start and shown that once (only its hash is kept).
     new_token = TokenStore(settings.data_dir).ensure()
     core = Ambiance(settings, library=library)
@@ -83,6 +86,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # JSON: uvicorn's loggers go to our handler too (log_config=None leaves them be).
+        log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
     )
     Server(config).run()
     return 0
@@ -194,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8321; 0: any free)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="text (default) or JSON lines"
+    )
     serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="the API token: --reset makes a new one, shown once")

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="0: any free port.")
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object a line (ambiance/logs.py)."
+    )
     scenes: list[Path] = Field(
         default_factory=list, description="Folders of your own scenes and routines."
     )

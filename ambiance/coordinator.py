@@ -20,6 +20,7 @@ from .clock import Clock
 from .errors import DeviceError
 from .events import Event, EventBus
 from .health import Availability
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         retry_max: float = 2.0,
         poll_interval: float = 30.0,
         on_snapshot: Callable[[SnapT], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.room = room
         self.device = device
@@ -79,7 +81,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         self.retry_max = retry_max
         self.poll_interval = poll_interval
         self.on_snapshot = on_snapshot  # to keep the snapshot safe (the store)
-        self.health = Availability(room, device, backend.kind, bus, clock)
+        self.health = Availability(room, device, backend.kind, bus, clock, metrics)
         self.state: StateT | None = None  # as last read from the device
         self.snapshot: SnapT | None = None
         self._desired: TargetT | Restore[SnapT] | None = None

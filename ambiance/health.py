@@ -7,12 +7,21 @@ from typing import Any
 
 from .clock import Clock
 from .events import Event, EventBus
+from .metrics import Metrics
 
 log = logging.getLogger("ambiance.health")
 
 
 class Availability:
-    def __init__(self, room: str, device: str, kind: str, bus: EventBus, clock: Clock) -> None:
+    def __init__(
+        self,
+        room: str,
+        device: str,
+        kind: str,
+        bus: EventBus,
+        clock: Clock,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.room = room
         self.device = device
         self.kind = kind
@@ -21,8 +30,10 @@ class Availability:
         self.available = True
         self.error: str | None = None
         self.since: float | None = None
+        self.metrics = metrics
 
     def ok(self) -> None:
+        self._gauge(True)  # on every success: the gauge shows a device once it answered
         if self.available:
             return
         log.info("%s%s (%s) is back", self._prefix, self.device, self.kind)
@@ -49,7 +60,14 @@ class Availability:
             "since": self.since,
         }
 
+    def _gauge(self, available: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.device_available.set(
+                1 if available else 0, room=self.room, device=self.device
+            )
+
     def _set(self, available: bool, error: str | None) -> None:
+        self._gauge(available)
         self.available = available
         self.error = error
         self.since = self.clock.now()

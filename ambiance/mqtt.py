@@ -49,6 +49,7 @@ from .clock import Clock
 from .errors import ConfigError, DeviceUnavailable
 from .events import EventBus
 from .health import Availability
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 _paho_log = logging.getLogger(f"{__name__}.paho")
@@ -208,11 +209,14 @@ def encode_payload(payload: Payload) -> bytes:
 class MqttConnection:
     """The service's one MQTT connection. Start it with `start()` or `async with`."""
 
-    def __init__(self, settings: MqttSettings, bus: EventBus, clock: Clock) -> None:
+    def __init__(
+        self, settings: MqttSettings, bus: EventBus, clock: Clock, *, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.bus = bus
         self.clock = clock
-        self.health = Availability("", "mqtt", "mqtt", bus, clock)
+        self.health = Availability("", "mqtt", "mqtt", bus, clock, metrics)
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -255,6 +259,7 @@ class MqttConnection:
         """Connect in the background; return at once. A broker that is down is no error:
         paho keeps trying. Raises ConfigError when the TLS files cannot be used."""
         settings = self.settings
+        self._connected_metric(False)
         if settings.host is None:
             log.info("mqtt: no broker configured (mqtt.host); running without MQTT")
             return
@@ -351,6 +356,7 @@ class MqttConnection:
         # loop_stop joins paho's thread, which may be inside a reconnect wait: not on the loop.
         await asyncio.to_thread(client.loop_stop)
         self._connected = False
+        self._connected_metric(False)
         self._connected_event.clear()
         log.info("mqtt: disconnected from %s:%s", self.settings.host, self.settings.port)
 
@@ -617,6 +623,7 @@ class MqttConnection:
         if self._stopping:
             return
         self._connected = True
+        self._connected_metric(True)
         self._connected_event.set()
         self.health.ok()
         log.info("mqtt: connected to %s:%s", self.settings.host, self.settings.port)
@@ -632,8 +639,13 @@ class MqttConnection:
         if self._stopping:
             return
         self._connected = False
+        self._connected_metric(False)
         self._connected_event.clear()
         self.health.failed(error)
+
+    def _connected_metric(self, up: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.mqtt_connected.set(1 if up else 0)
 
     def _disconnected(self, why: str | None) -> None:
         if self._stopping:

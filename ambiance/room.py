@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from typing import Any
 
+from . import logs
 from .clock import Clock, Timer
 from .config import RoomConfig
 from .coordinator import Coordinator
 from .director import RoomTarget, room_target
 from .engine import Event as EngineEvent
 from .engine import Session
-from .errors import Conflict
+from .errors import AmbianceError, Conflict
 from .events import Event, EventBus
 from .lights.base import LightState, LightTarget, Snapshot, lights_view
+from .metrics import Metrics
 from .music.base import MusicState, MusicTarget
 from .people import ProfileBook
 from .phones import Phones, iso
@@ -78,8 +82,10 @@ class Room:
         phones: Phones | None = None,
         store: Store | None = None,
         profiles: ProfileBook | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
+        self.metrics = metrics
         self.config = config
         self.library = library
         self.lights = lights
@@ -137,6 +143,10 @@ class Room:
         Stages that ran out while the service was down are passed over; a session that
         should have ended meanwhile ends now, and the room is put back.
         """
+        with logs.context(room=self.name, session=str(record.get("id") or "")):
+            self._pick_up(record, snapshots)
+
+    def _pick_up(self, record: dict[str, Any], snapshots: dict[str, Any]) -> None:
         session = Session.from_record(record, self.clock)
         self.session = session
         for device, coordinator in self.devices.items():
@@ -164,6 +174,10 @@ class Room:
 
     def start_spa(self, routine: str | None = None, profile: str | None = None) -> Session:
         """Spa mode: snapshot the room, then walk the routine from its first stage."""
+        with self._work("start"):
+            return self._start_spa(routine, profile)
+
+    def _start_spa(self, routine: str | None, profile: str | None) -> Session:
         if self.session is not None:
             raise Conflict(
                 f"a session is already running in {self.name!r} "
@@ -177,10 +191,11 @@ class Room:
             chosen, scenes = adapt(chosen, self.library.scenes, self.profiles.get(profile))
         session = Session(chosen, self.clock, profile=profile, scenes=scenes)
         self.session = session
-        for coordinator in self.coordinators:
-            coordinator.begin_session()
-        self._handle(session.start())
-        self._log(session, "start", {"routine": chosen.name, "profile": profile})
+        with logs.context(session=session.id):
+            for coordinator in self.coordinators:
+                coordinator.begin_session()
+            self._handle(session.start())
+            self._log(session, "start", {"routine": chosen.name, "profile": profile})
         return session
 
     def pause(self) -> None:
@@ -216,9 +231,32 @@ class Room:
         run: Callable[[Session], list[EngineEvent]],
         doing: str | None = None,
     ) -> None:
-        session = self._live(doing or action)
-        self._handle(run(session))
-        self._log(session, action, args)
+        with self._work(action):
+            session = self._live(doing or action)
+            with logs.context(session=session.id):
+                self._handle(run(session))
+                self._log(session, action, args)
+
+    @contextmanager
+    def _work(self, action: str) -> Iterator[None]:
+        """A command: logs carry the room; counted and timed (until its events are handled)."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            with logs.context(room=self.name):
+                yield
+        except AmbianceError as exc:
+            outcome = exc.code
+            raise
+        except Exception:
+            outcome = "error"  # a bug, not a refusal: counted, and logged by the door
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.commands.inc(room=self.name, action=action, outcome=outcome)
+                if outcome == "ok":
+                    elapsed = time.perf_counter() - started
+                    self.metrics.command_seconds.observe(elapsed, action=action)
 
     def apply_scene(self, name: str) -> Scene:
         """Show a scene now; during a session it holds until the next stage change."""
@@ -368,6 +406,8 @@ class Room:
                 for coordinator in self.coordinators:
                     coordinator.end_session(session.routine.restore_transition)
                 log.info("%s: session %s %s", self.name, session.id, event.data["outcome"])
+                if self.metrics is not None:
+                    self.metrics.sessions_ended.inc(outcome=str(event.data["outcome"]))
             self.bus.publish(
                 Event(
                     event.kind,
@@ -380,6 +420,14 @@ class Room:
         if session is not None and events:
             self._persist(session)
         self._schedule()
+        self._count_sessions()
+
+    def _count_sessions(self) -> None:
+        if self.metrics is None:
+            return
+        status = self.session.status.value if self.session is not None else None
+        for name in ("running", "paused"):
+            self.metrics.sessions.set(1 if status == name else 0, room=self.name, status=name)
 
     # --- keeping it -----------------------------------------------------------------
 
@@ -418,11 +466,12 @@ class Room:
         self._timer = None
         if self.session is None:
             return
-        events = self.session.tick()
-        if events:
-            self._handle(events)
-        else:  # woken early (the wall clock moved back): wait for the deadline again
-            self._schedule()
+        with logs.context(room=self.name, session=self.session.id):
+            events = self.session.tick()
+            if events:
+                self._handle(events)
+            else:  # woken early (the wall clock moved back): wait for the deadline again
+                self._schedule()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -27,6 +27,7 @@ from .events import EventBus
 from .lights.base import LightsBackend, kelvin_to_mired
 from .lights.virtual import VirtualLight, VirtualLights
 from .lights.zigbee2mqtt import Zigbee2MqttLights, Zigbee2MqttLightsConfig
+from .metrics import Metrics
 from .mqtt import MqttConnection
 from .mqtt_api import MqttApi
 from .music.base import MpdMusicConfig, MqttMusicConfig, MusicBackend
@@ -73,11 +74,12 @@ class Ambiance:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.bus = EventBus()
+        self.metrics = Metrics(__version__)  # GET /metrics; handed to what counts something
         self.library = library
         self.rooms: dict[str, Room] = {}
         self.store = Store.in_dir(settings.data_dir)
         self.profiles = ProfileBook(self.store, self.clock)
-        self.mqtt = MqttConnection(settings.mqtt, self.bus, self.clock)
+        self.mqtt = MqttConnection(settings.mqtt, self.bus, self.clock, metrics=self.metrics)
         self.mqtt_api = MqttApi(self, self.mqtt)
         self.discovery = Discovery(self, self.mqtt, settings.mqtt.discovery_prefix)
         self._bridges: dict[str, HueBridge] = {}
@@ -166,6 +168,7 @@ class Ambiance:
             retry_initial=devices.retry_initial,
             retry_max=devices.retry_max,
             poll_interval=devices.poll_interval,
+            metrics=self.metrics,
         )
         distractions: DistractionsCoordinator | None = None
         if config.distractions:
@@ -178,6 +181,7 @@ class Ambiance:
                 retry_initial=devices.retry_initial,
                 retry_max=devices.retry_max,
                 poll_interval=devices.poll_interval,
+                metrics=self.metrics,
             )
         music: MusicCoordinator | None = None
         backend = self._music_backend(name, config)
@@ -191,6 +195,7 @@ class Ambiance:
                 retry_initial=devices.retry_initial,
                 retry_max=devices.retry_max,
                 poll_interval=devices.poll_interval,
+                metrics=self.metrics,
             )
         phones = (
             Phones(name, config.phones, self.mqtt, self.clock, self.store)
@@ -209,6 +214,7 @@ class Ambiance:
             phones=phones,
             store=self.store,
             profiles=self.profiles,
+            metrics=self.metrics,
         )
 
     def _music_backend(self, room: str, config: RoomConfig) -> MusicBackend | None:
@@ -279,6 +285,7 @@ class Ambiance:
                 timeout=config.timeout,
                 retries=config.retries,
                 data_dir=self.settings.data_dir,
+                metrics=self.metrics,
             )
             self._bridges[address] = bridge
         return bridge

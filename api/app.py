@@ -15,7 +15,7 @@ from ambiance.config import Settings
 from ambiance.service import Ambiance, __version__
 
 from . import auth, errors
-from .routes import events, health, profiles, rooms, routines, scenes, sessions
+from .routes import events, health, metrics, profiles, rooms, routines, scenes, sessions
 
 API_PREFIX = "/api/v1"
 WEB = Path(__file__).parent / "web"  # the phone app: static files, no build step
@@ -70,6 +70,8 @@ def create_app(
     for module in (rooms, scenes, routines, profiles, sessions):
         app.include_router(module.router, prefix=API_PREFIX, **auth.guard(app))
     app.include_router(events.router, prefix=API_PREFIX, **auth.guard(app, query=True))
+    # Prometheus scrapes /metrics at the root, behind the same token rule (a bearer token).
+    app.include_router(metrics.router, **auth.guard(app))
 
     _serve_web(app)
 

@@ -31,6 +31,7 @@ from typing import Any
 import phue
 
 from ..errors import ConfigError, DeviceError, DeviceUnavailable
+from ..metrics import Metrics
 from .base import (
     LightState,
     LightTarget,
@@ -272,8 +273,10 @@ class HueBridge:
         group_rate: float = 1.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self.address = address  # "host" or "host:port"
+        self.metrics = metrics
         self.username = username
         self.timeout = timeout
         self.retries = retries
@@ -333,8 +336,11 @@ class HueBridge:
         url = self._url(path)
         payload = dict(body) if body is not None else None
         spacing = self._spacing(method, path)
+        kind = _kind(method, spacing is self.light_commands, spacing is self.group_commands)
         attempt = 0
         while True:
+            if self.metrics is not None:  # each attempt: what the bridge sees
+                self.metrics.bridge_requests.inc(bridge=self.address, method=method, kind=kind)
             try:
                 if spacing is None:
                     reply = await self._send(method, url, payload)
@@ -342,8 +348,10 @@ class HueBridge:
                     async with spacing:
                         reply = await self._send(method, url, payload)
                 return raise_for_errors(reply)
-            except DeviceUnavailable as exc:
-                if attempt >= self.retries:
+            except DeviceError as exc:
+                if self.metrics is not None:
+                    self.metrics.bridge_errors.inc(bridge=self.address, error=type(exc).__name__)
+                if not isinstance(exc, DeviceUnavailable) or attempt >= self.retries:
                     raise
                 delay = self.backoff * 2**attempt * random.uniform(0.5, 1.5)
                 attempt += 1
@@ -396,6 +404,15 @@ class HueBridge:
             raise BridgeUnreachable(
                 f"cannot reach the Hue bridge at {self.address}: {exc}"
             ) from exc
+
+
+def _kind(method: str, light_command: bool, group_command: bool) -> str:
+    """The `kind` label of a bridge request: light / group command, read, or other write."""
+    if light_command:
+        return "light_command"
+    if group_command:
+        return "group_command"
+    return "read" if method == "GET" else "other"
 
 
 # --- one room ----------------------------------------------------------------------------
