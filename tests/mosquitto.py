@@ -14,10 +14,10 @@ subscriber would.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -33,20 +33,12 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tests.ports import free_port, start_on_a_free_port
+
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (bind to port 0, read it, release it)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port = int(sock.getsockname()[1])
-        if port != 1883:  # never the well-known port, whatever the kernel hands out
-            return port
 
 
 # --- certificates --------------------------------------------------------------------
@@ -205,18 +197,14 @@ class Mosquitto:
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start the broker and return once it says it runs (its listener is open by then)."""
-        for _ in range(5):
-            try:
-                self._start(timeout)
-            except RuntimeError as exc:
-                if not (self._may_move and "Address already in use" in str(exc)):
-                    raise
-                self.port = free_port()
-                self._write_config()
-                continue
-            self._may_move = False
-            return
-        raise RuntimeError("mosquitto found no free port in 5 tries")
+        start_on_a_free_port(
+            functools.partial(self._start, timeout), self._move, self._may_move, "mosquitto"
+        )
+        self._may_move = False
+
+    def _move(self, port: int) -> None:
+        self.port = port
+        self._write_config()
 
     def _start(self, timeout: float) -> None:
         if self.running:

@@ -12,12 +12,12 @@ with an empty queue (no state file), which is what a restart looks like to a cli
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -32,6 +32,7 @@ from mpd import ConnectionError as MpdConnectionError
 from mpd import MPDClient
 
 from ambiance.music.chime import chime_wav
+from tests.ports import free_port, start_on_a_free_port
 
 MPD = "/usr/bin/mpd"
 HOST = "127.0.0.1"
@@ -46,16 +47,6 @@ LIBRARY: dict[str, list[tuple[str, int, int]]] = {
 CHIME = "ambiance/chime.wav"
 CHIME_SECONDS = 0.6
 _COMMAND = re.compile(r'client: \[\d+\] process command "(.*)"$')
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (bind to port 0, read it, release it)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port = int(sock.getsockname()[1])
-        if port != 6600:  # never the well-known port, whatever the kernel hands out
-            return port
 
 
 def tone_wav(path: Path, frequency: int, seconds: int) -> None:
@@ -149,18 +140,14 @@ class MpdServer:
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start MPD and return once it answers and its database holds the music."""
-        for _ in range(5):
-            try:
-                self._start(timeout)
-            except RuntimeError as exc:
-                if not (self._may_move and "Address already in use" in str(exc)):
-                    raise
-                self.port = free_port()
-                self._write_config()
-                continue
-            self._may_move = False
-            return
-        raise RuntimeError("mpd found no free port in 5 tries")
+        start_on_a_free_port(
+            functools.partial(self._start, timeout), self._move, self._may_move, "mpd"
+        )
+        self._may_move = False
+
+    def _move(self, port: int) -> None:
+        self.port = port
+        self._write_config()
 
     def _start(self, timeout: float) -> None:
         if self.running:
