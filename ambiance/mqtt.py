@@ -227,8 +227,11 @@ class MqttConnection:
         self._lock = threading.Lock()
         # SUBSCRIBEs the broker has not acknowledged yet (by message id), and the
         # acknowledgements that came before we noted their id (paho's thread is quick).
+        # Both belong to one connection: `_epoch` counts connections and drops, so a
+        # SUBSCRIBE sent on a connection that has died meanwhile is never waited for.
         self._unacked: set[int] = set()
         self._early_acks: set[int] = set()
+        self._epoch = 0
         self._subscribed = asyncio.Event()
         self._subscribed.set()
         self._filters: dict[str, _Filter] = {}
@@ -449,17 +452,27 @@ class MqttConnection:
 
     def _send_subscribe(self, topic_filter: str, entry: _Filter) -> None:
         client = self._client
-        if client is None:
-            return  # on_connect subscribes once there is a connection
+        # Only on an accepted connection: paho would queue a SUBSCRIBE made while it is
+        # still connecting ahead of its CONNECT, and the broker drops a client whose first
+        # packet is not CONNECT. on_connect sends every filter once the broker accepts us
+        # (paho marks the connection accepted before it calls on_connect, so a filter
+        # added meanwhile is sent by one side or the other, at worst by both).
+        if client is None or not client.is_connected():
+            return
+        with self._lock:
+            epoch = self._epoch
         properties = _properties(PacketTypes.SUBSCRIBE)
         properties.SubscriptionIdentifier = entry.identifier
         # One SUBSCRIBE per filter: the identifier is a property of the whole packet.
-        # While disconnected this returns NO_CONN, and on_connect sends it again.
         result, mid = client.subscribe(
             topic_filter, options=SubscribeOptions(qos=entry.qos), properties=properties
         )
         if result == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
             with self._lock:
+                if epoch != self._epoch:
+                    # The connection dropped (and maybe came back) while we sent: that
+                    # SUBSCRIBE will never be acknowledged, and on_connect sends it anew.
+                    return
                 if mid in self._early_acks:
                     self._early_acks.discard(mid)
                 else:
@@ -528,6 +541,7 @@ class MqttConnection:
         try:
             client.publish(self.status_topic, ONLINE, qos=1, retain=True)
             with self._lock:
+                self._new_epoch()
                 filters = list(self._filters.items())
             for topic_filter, entry in filters:
                 self._send_subscribe(topic_filter, entry)
@@ -561,13 +575,18 @@ class MqttConnection:
             return
         # Those SUBSCRIBEs died with the connection; on_connect (this thread, later) resends.
         with self._lock:
-            self._unacked.clear()
-            self._early_acks.clear()
+            self._new_epoch()
         self._to_loop(self._subscriptions_changed)
         # paho names a dropped socket "Unspecified error"; only a DISCONNECT packet from the
         # broker carries a reason worth showing.
         why = str(reason).lower() if flags.is_disconnect_packet_from_server else None
         self._to_loop(self._disconnected, why)
+
+    def _new_epoch(self) -> None:
+        """Forget the SUBSCRIBEs of the connection before (call with `_lock` held)."""
+        self._epoch += 1
+        self._unacked.clear()
+        self._early_acks.clear()
 
     def _on_subscribe(
         self,

@@ -298,6 +298,44 @@ async def test_subscriptions_and_listeners_survive_a_broker_restart(mosquitto: M
         assert retained == {"ambiance/status": b"online"}
 
 
+async def test_a_subscription_sent_as_the_connection_drops_is_not_waited_for(
+    mosquitto: Mosquitto,
+) -> None:
+    """The broker vanishes between paho taking a SUBSCRIBE and our noting its id: that
+    SUBSCRIBE will never be acknowledged, so `wait_ready` must not wait for it after the
+    reconnect (it once did, for ever: a rare hang at start-up)."""
+    connection = MqttConnection(mqtt_settings(mosquitto), EventBus(), SystemClock())
+    inbox = Inbox()
+    dropped = threading.Event()
+    real_on_disconnect = connection._on_disconnect
+
+    def on_disconnect(*args: object) -> None:
+        real_on_disconnect(*args)  # type: ignore[arg-type]
+        dropped.set()
+
+    connection._on_disconnect = on_disconnect  # type: ignore[method-assign]
+    async with connection:
+        assert await connection.wait_ready(TIMEOUT)
+        client = connection._client
+        assert client is not None
+        real_subscribe = client.subscribe
+
+        def subscribe_then_drop(*args: object, **kwargs: object) -> object:
+            result = real_subscribe(*args, **kwargs)  # type: ignore[arg-type]
+            client.subscribe = real_subscribe  # type: ignore[method-assign]
+            # paho's thread sees the drop before this thread returns to its bookkeeping.
+            mosquitto.stop()
+            assert dropped.wait(TIMEOUT)
+            mosquitto.start()
+            return result
+
+        client.subscribe = subscribe_then_drop  # type: ignore[method-assign]
+        connection.subscribe("ambiance/late/#", inbox)
+        assert await connection.wait_ready(TIMEOUT)
+        connection.publish("ambiance/late/x", "arrives", qos=1)
+        await inbox.wait_for(b"arrives")
+
+
 async def test_qos1_published_while_the_broker_is_down_arrives_after_it_returns(
     mosquitto: Mosquitto,
 ) -> None:
