@@ -69,6 +69,11 @@ class Session:
     deadline: float | None = None  # wall clock; None while paused or in an untimed stage
     paused_remaining: float | None = None  # seconds left in the stage when paused
     ended_at: float | None = None
+    # The routine and scenes as `record()` gives them: fixed for the session's life, so
+    # built once (every stage change is saved, and dumping the routine dominated that).
+    _routine_data: dict[str, Any] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -176,13 +181,15 @@ class Session:
 
     def record(self) -> dict[str, Any]:
         """Everything needed to pick this session up again after a restart."""
+        if self._routine_data is None:
+            self._routine_data = {
+                "routine": self.routine.model_dump(mode="json"),
+                "scenes": {n: s.model_dump(mode="json") for n, s in self.scenes.items()},
+            }
         return {
             "id": self.id,
             "routine": self.routine.name,
-            "routine_data": {
-                "routine": self.routine.model_dump(mode="json"),
-                "scenes": {n: s.model_dump(mode="json") for n, s in self.scenes.items()},
-            },
+            "routine_data": self._routine_data,
             "profile": self.profile,
             "status": self.status.value,
             "index": self.index,

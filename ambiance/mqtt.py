@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import socket
 import ssl
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,9 +61,14 @@ MAX_PAYLOAD = 64 * 1024
 # Sent to the broker as our Maximum Packet Size: it drops (for us only) anything bigger, so
 # even a gigabyte-sized publish costs this service nothing.
 MAX_PACKET = 1024 * 1024
-# QoS 1/2 messages kept in memory while the broker is away (paho's own queue). Bounded, so a
-# broker that is down for days cannot grow the service without end; state and command
-# messages come at a few per minute, far below this.
+# QoS 1/2 messages handed to paho and not yet acknowledged by the broker. Beyond this they
+# wait in our own outbox, where a retained message replaces the one before it on its topic:
+# a thousand rooms changing stage at once, or a broker away for an hour, then cost one
+# message per topic instead of a queue that overflows and drops the newest state.
+MAX_IN_FLIGHT = 100
+# Messages that are not retained (commands to devices) kept in the outbox at most, so that
+# a broker that is down for days cannot grow the service without end; they come at a few
+# per minute, far below this.
 MAX_QUEUED = 1000
 # How long `stop()` waits for the broker to acknowledge the `offline` status.
 STOP_TIMEOUT = 2.0
@@ -165,6 +172,16 @@ Handler = Callable[[Message], None]
 Listener = Callable[[], None]
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """A QoS 1/2 message waiting in the outbox."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
 @dataclass(eq=False)  # compared by identity: the same handler may be registered twice
 class _Registration:
     handler: Handler
@@ -238,6 +255,13 @@ class MqttConnection:
         self._next_identifier = 1
         self._listeners: list[list[Listener]] = []  # boxed, so removal is by identity
         self._warned_topics: set[str] = set()
+        # QoS 1/2 messages not yet handed to paho, oldest first: keyed by topic when
+        # retained (a newer one replaces it), by a number otherwise. Loop thread only.
+        self._outbox: OrderedDict[str | int, _Outgoing] = OrderedDict()
+        self._unkeyed = itertools.count()
+        self._queued = 0  # messages in the outbox that are not retained
+        self._in_flight: set[int] = set()  # paho message ids not yet acknowledged
+        self._loop_thread: int | None = None
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -269,6 +293,7 @@ class MqttConnection:
         if self._client is not None:
             return
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._stopping = False
 
         client = mqtt.Client(
@@ -296,12 +321,14 @@ class MqttConnection:
         client.reconnect_delay_set(
             cast(int, settings.reconnect_min), cast(int, settings.reconnect_max)
         )
-        client.max_queued_messages_set(MAX_QUEUED)
+        # No limit in paho: our outbox bounds what reaches it (MAX_IN_FLIGHT).
+        client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
 
         properties = _properties(PacketTypes.CONNECT)
         properties.MaximumPacketSize = MAX_PACKET
@@ -347,7 +374,13 @@ class MqttConnection:
         if self._client is None:
             return
         self._stopping = True  # first: paho's callbacks from now on are the shutdown's
-        client, self._client = self._client, None
+        client = self._client
+        if client.is_connected():
+            self._pump(limit=None)  # what still waits goes out before `offline`
+        self._client = None
+        self._outbox.clear()
+        self._in_flight.clear()
+        self._queued = 0
         if client.is_connected():
             # A clean DISCONNECT makes the broker discard the will, so say `offline` ourselves.
             info = client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
@@ -390,23 +423,73 @@ class MqttConnection:
     def publish(self, topic: str, payload: Payload, *, qos: int = 0, retain: bool = False) -> None:
         """Send a message; safe from any thread; never raises because the broker is away.
 
-        While disconnected, QoS 1/2 messages wait in memory (up to MAX_QUEUED) and go out
-        after the reconnect; QoS 0 messages are dropped, as MQTT means them to be. A topic
-        with a wildcard or a QoS outside 0-2 raises ValueError: that is a bug, not weather.
+        QoS 1/2 messages are delivered in order, also across a broker that is away: at
+        most MAX_IN_FLIGHT wait for the broker's acknowledgement, the rest in an outbox.
+        There a retained message replaces a waiting one on the same topic (the broker
+        would keep only the last anyway), and at most MAX_QUEUED others wait. QoS 0
+        messages are sent at once, or dropped while disconnected, as MQTT means them to be.
+        A topic with a wildcard or a QoS outside 0-2 raises ValueError: that is a bug,
+        not weather.
         """
+        if qos not in (0, 1, 2):
+            raise ValueError(f"QoS must be 0, 1 or 2, not {qos}")
+        if not topic or "+" in topic or "#" in topic:
+            raise ValueError(f"cannot publish to {topic!r}: not a topic name")
+        data = encode_payload(payload)
+        if threading.get_ident() != self._loop_thread:
+            self._to_loop(self._send, topic, data, qos, retain)
+        else:
+            self._send(topic, data, qos, retain)
+
+    def _send(self, topic: str, data: bytes, qos: int, retain: bool) -> None:
         client = self._client
         if client is None:
             log.debug("mqtt: not started, dropped a message to %s", topic)
             return
-        info = client.publish(topic, encode_payload(payload), qos=qos, retain=retain)
-        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+        if qos == 0:
+            info = client.publish(topic, data, qos=0, retain=retain)
+            if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+                log.debug("mqtt: not connected, dropped a QoS 0 message to %s", topic)
+            return
+        message = _Outgoing(topic, data, qos, retain)
+        if retain:
+            # Replaces a waiting one, and goes after everything published before it, as
+            # it would have without the wait.
+            self._outbox.pop(topic, None)
+            self._outbox[topic] = message
+        elif self._queued >= MAX_QUEUED:
             log.warning(
                 "mqtt: %d messages already wait for the broker; dropped one to %s",
                 MAX_QUEUED,
                 topic,
             )
-        elif info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0:
-            log.debug("mqtt: not connected, dropped a QoS 0 message to %s", topic)
+            return
+        else:
+            self._outbox[next(self._unkeyed)] = message
+            self._queued += 1
+        self._pump()
+
+    def _pump(self, limit: int | None = MAX_IN_FLIGHT) -> None:
+        """Hand waiting messages to paho while fewer than `limit` await the broker."""
+        client = self._client
+        if client is None:
+            return
+        while self._outbox and (limit is None or len(self._in_flight) < limit):
+            key, message = self._outbox.popitem(last=False)
+            if isinstance(key, int):
+                self._queued -= 1
+            info = client.publish(
+                message.topic, message.payload, qos=message.qos, retain=message.retain
+            )
+            # NO_CONN: paho keeps it and sends it after the reconnect.
+            if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                self._in_flight.add(info.mid)
+            else:
+                log.warning("mqtt: could not send a message to %s: %s", message.topic, info.rc)
+
+    def _acknowledged(self, mid: int) -> None:
+        self._in_flight.discard(mid)
+        self._pump()
 
     # --- subscribing ------------------------------------------------------------------
 
@@ -605,6 +688,19 @@ class MqttConnection:
             else:
                 self._early_acks.add(mid)
         self._to_loop(self._subscriptions_changed)
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        # QoS 1: the broker's PUBACK (QoS 0: written to the socket; not in flight anyway).
+        if reason.is_failure:
+            log.warning("mqtt: the broker refused a message: %s", reason)
+        self._to_loop(self._acknowledged, mid)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:

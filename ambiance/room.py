@@ -389,7 +389,9 @@ class Room:
         until = self.clock.now() + left if left is not None else None
         self.phones.set(wanted, until=until, session=session.id)
 
-    def _handle(self, events: list[EngineEvent]) -> None:
+    def _handle(self, events: list[EngineEvent], *, timed: bool = False) -> None:
+        """Act on the engine's events. `timed`: they come from the stage timer, which may
+        fire for many rooms at once; the session is then saved with the others."""
         session = self.session
         for event in events:
             if event.kind == "stage.changed" and session is not None:
@@ -418,7 +420,7 @@ class Room:
             )
         self._sync_phones()
         if session is not None and events:
-            self._persist(session)
+            self._persist(session, soon=timed)
         self._schedule()
         self._count_sessions()
 
@@ -438,12 +440,16 @@ class Room:
             return session.scenes[name]
         return self.library.scene(name)
 
-    def _persist(self, session: Session) -> None:
+    def _persist(self, session: Session, *, soon: bool = False) -> None:
         if self.store is None:
             return
-        self.store.save_session(
-            SessionRecord(room=self.name, updated_at=self.clock.now(), **session.record())
-        )
+        if soon:
+            self.store.save_session_soon(session.id, functools.partial(self._record, session))
+        else:
+            self.store.save_session(self._record(session))
+
+    def _record(self, session: Session) -> SessionRecord:
+        return SessionRecord(room=self.name, updated_at=self.clock.now(), **session.record())
 
     def _log(self, session: Session, action: str, args: dict[str, Any]) -> None:
         if self.store is not None:
@@ -469,7 +475,7 @@ class Room:
         with logs.context(room=self.name, session=self.session.id):
             events = self.session.tick()
             if events:
-                self._handle(events)
+                self._handle(events, timed=True)
             else:  # woken early (the wall clock moved back): wait for the deadline again
                 self._schedule()
 

@@ -14,6 +14,12 @@ How it is used
     another process (`ambiance pair`, a second service by mistake) has its own
     connection, and SQLite's locking plus `busy_timeout` make the two take turns.
 
+    The one exception is `save_session_soon`, for stage changes made by the timer: many
+    rooms may change at the same moment, and a commit each (~0.1 ms) would make the last
+    room's change late by all the others'. Those saves wait for the end of the event
+    loop's turn and go in one transaction; any other call to the store writes them first,
+    so no read or write ever sees the store without them.
+
 Durability
     WAL journal with `synchronous=NORMAL`: once a method returns, its transaction is in
     the WAL file (written, in the OS page cache), so a killed process loses nothing;
@@ -33,6 +39,7 @@ Bad rows
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -155,9 +162,22 @@ CREATE INDEX sessions_by_room ON sessions (room, started_at);
 CREATE INDEX sessions_by_profile ON sessions (profile, started_at);
 """
 
+_V3 = """
+-- A session's routine (with its scenes) is fixed for the session's life. In a table of its
+-- own it is written once, and each stage change rewrites only the small session row: about
+-- 200 bytes instead of 5-10 KB with overflow pages, every few minutes of every session
+-- (less time on the event loop, less wear on a Raspberry Pi's SD card).
+CREATE TABLE session_routines (
+    session_id   TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+    routine_data TEXT NOT NULL
+);
+INSERT INTO session_routines (session_id, routine_data) SELECT id, routine_data FROM sessions;
+ALTER TABLE sessions DROP COLUMN routine_data;
+"""
+
 # MIGRATIONS[i] takes a database from version i to i + 1. Append only: a script that has
 # shipped is never edited, since databases out there are already past it.
-MIGRATIONS: list[str] = [_V1, _V2]
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION: Final = len(MIGRATIONS)  # the version `open()` brings a database to
 
 
@@ -224,6 +244,14 @@ def _loads_dict(text: str) -> dict[str, Any]:
 
 def _optional_float(value: object) -> float | None:
     return None if value is None else float(cast(float, value))
+
+
+# A session with its routine (from its own table, see _V3); a session row whose routine
+# row is missing reads as NULL there, and is then skipped as unreadable.
+_SELECT_SESSIONS = (
+    "SELECT s.*, r.routine_data FROM sessions AS s"
+    " LEFT JOIN session_routines AS r ON r.session_id = s.id"
+)
 
 
 def _session_from_row(row: sqlite3.Row) -> SessionRecord:
@@ -298,6 +326,13 @@ class Store:
         self.path = path  # the database file; its folder is created by `open()`
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        # Sessions to save at the end of this turn of the loop (`save_session_soon`), by
+        # id, in the order of their latest change; guarded by `_lock`.
+        self._pending: dict[str, Callable[[], SessionRecord]] = {}
+        self._flush_scheduled = False
+        # Active sessions whose routine row is known to be committed: their saves skip
+        # dumping the routine again (5-10 KB of JSON). Guarded by `_lock`.
+        self._routine_saved: set[str] = set()
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> Store:
@@ -321,6 +356,8 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            if self._conn is not None:
+                self._flush_locked(self._conn)
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -416,6 +453,7 @@ class Store:
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._require()
+            self._flush_locked(conn)
             with conn:  # commit on success, roll back on any error
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
@@ -425,6 +463,7 @@ class Store:
         # A transaction even for reads: a method's several SELECTs see one snapshot.
         with self._lock:
             conn = self._require()
+            self._flush_locked(conn)
             with conn:
                 conn.execute("BEGIN")
                 yield conn
@@ -447,57 +486,134 @@ class Store:
             raise InvalidInput(f"unknown session status {record.status!r}")
         try:
             with self._write() as conn:
-                conn.execute(
-                    """
-                    INSERT INTO sessions (id, room, routine, routine_data, profile, status,
-                        stage_index, started_at, stage_started_at, deadline,
-                        paused_remaining, ended_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (id) DO UPDATE SET
-                        room = excluded.room, routine = excluded.routine,
-                        routine_data = excluded.routine_data, profile = excluded.profile,
-                        status = excluded.status, stage_index = excluded.stage_index,
-                        started_at = excluded.started_at,
-                        stage_started_at = excluded.stage_started_at,
-                        deadline = excluded.deadline,
-                        paused_remaining = excluded.paused_remaining,
-                        ended_at = excluded.ended_at, updated_at = excluded.updated_at
-                    """,
-                    (
-                        record.id,
-                        record.room,
-                        record.routine,
-                        _dumps(record.routine_data),
-                        record.profile,
-                        record.status,
-                        record.index,
-                        record.started_at,
-                        record.stage_started_at,
-                        record.deadline,
-                        record.paused_remaining,
-                        record.ended_at,
-                        record.updated_at,
-                    ),
-                )
+                self._upsert_session(conn, record)
+            with self._lock:
+                self._saved(record)
         except sqlite3.IntegrityError as exc:
             # ON CONFLICT (id) handles the primary key, so a UNIQUE failure left is the
             # one-active-session-per-room index.
             if exc.sqlite_errorcode != sqlite3.SQLITE_CONSTRAINT_UNIQUE:
                 raise
-            with self._read() as conn:
-                row = conn.execute(
-                    "SELECT id, status FROM sessions WHERE room = ? AND status IN (?, ?)",
-                    (record.room, *ACTIVE),
-                ).fetchone()
-            other = f" ({row['status']} session {row['id']})" if row is not None else ""
-            raise Conflict(
-                f"room {record.room!r} already has an active session{other}; "
-                f"cannot save session {record.id} as {record.status}"
-            ) from exc
+            raise self._conflict(record) from exc
+
+    def save_session_soon(self, session_id: str, build: Callable[[], SessionRecord]) -> None:
+        """Save a session at the end of this turn of the event loop, together with the
+        others due then, in one transaction; `build()` makes the record at that moment
+        (so several changes in one turn cost one write). Without a running loop, now.
+
+        Any other call to the store saves it first. A save that fails then cannot reach
+        the caller: it is logged, and a later change saves the session again."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.save_session(build())
+            return
+        with self._lock:
+            self._pending.pop(session_id, None)  # to the end: the order of latest changes
+            self._pending[session_id] = build
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._flush_scheduled = False
+            if self._conn is not None:
+                self._flush_locked(self._conn)
+
+    def _flush_locked(self, conn: sqlite3.Connection) -> None:
+        """Write the pending session saves in one transaction (call with `_lock` held)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        saved: list[SessionRecord] = []
+        try:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                for session_id, build in pending.items():
+                    try:
+                        record = build()
+                        self._upsert_session(conn, record)
+                        saved.append(record)
+                    except sqlite3.IntegrityError as exc:
+                        # Only this statement is undone; the others still commit.
+                        log.error("store: session %s not saved: %s", session_id, exc)
+                    except (sqlite3.Error, OSError):
+                        raise
+                    except Exception:  # a record that cannot be built must not stop the rest
+                        log.exception("store: session %s not saved", session_id)
+        except (sqlite3.Error, OSError) as exc:
+            # Disk full, I/O error: the transaction is undone; keep the saves for the next
+            # call to the store (the caller's own work comes after them, as always).
+            log.error("store: %d session saves failed, kept to retry: %s", len(pending), exc)
+            self._pending = pending
+            return
+        for record in saved:
+            self._saved(record)
+
+    def _upsert_session(self, conn: sqlite3.Connection, record: SessionRecord) -> None:
+        conn.execute(
+            """
+            INSERT INTO sessions (id, room, routine, profile, status,
+                stage_index, started_at, stage_started_at, deadline,
+                paused_remaining, ended_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET
+                room = excluded.room, routine = excluded.routine,
+                profile = excluded.profile,
+                status = excluded.status, stage_index = excluded.stage_index,
+                started_at = excluded.started_at,
+                stage_started_at = excluded.stage_started_at,
+                deadline = excluded.deadline,
+                paused_remaining = excluded.paused_remaining,
+                ended_at = excluded.ended_at, updated_at = excluded.updated_at
+            """,
+            (
+                record.id,
+                record.room,
+                record.routine,
+                record.profile,
+                record.status,
+                record.index,
+                record.started_at,
+                record.stage_started_at,
+                record.deadline,
+                record.paused_remaining,
+                record.ended_at,
+                record.updated_at,
+            ),
+        )
+        if record.id not in self._routine_saved:
+            # Written with the session's first save; a session keeps its routine.
+            conn.execute(
+                "INSERT INTO session_routines (session_id, routine_data) VALUES (?, ?)"
+                " ON CONFLICT (session_id) DO NOTHING",
+                (record.id, _dumps(record.routine_data)),
+            )
+
+    def _saved(self, record: SessionRecord) -> None:
+        """Note, once committed, that an active session's routine is in the store."""
+        if record.active:
+            self._routine_saved.add(record.id)
+        else:
+            self._routine_saved.discard(record.id)
+
+    def _conflict(self, record: SessionRecord) -> Conflict:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT id, status FROM sessions WHERE room = ? AND status IN (?, ?)",
+                (record.room, *ACTIVE),
+            ).fetchone()
+        other = f" ({row['status']} session {row['id']})" if row is not None else ""
+        return Conflict(
+            f"room {record.room!r} already has an active session{other}; "
+            f"cannot save session {record.id} as {record.status}"
+        )
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._read() as conn:
-            rows = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchall()
+            rows = conn.execute(f"{_SELECT_SESSIONS} WHERE s.id = ?", (session_id,)).fetchall()
         found = _decode(rows, _session_from_row, "session")
         return found[0] if found else None
 
@@ -509,7 +625,7 @@ class Store:
         """
         with self._write() as conn:
             rows = conn.execute(
-                "SELECT * FROM sessions WHERE status IN (?, ?) ORDER BY started_at, rowid",
+                f"{_SELECT_SESSIONS} WHERE s.status IN (?, ?) ORDER BY s.started_at, s.rowid",
                 ACTIVE,
             ).fetchall()
             records = _decode(rows, _session_from_row, "session")
@@ -542,17 +658,17 @@ class Store:
         where: list[str] = []
         params: list[Any] = []
         if room is not None:
-            where.append("room = ?")
+            where.append("s.room = ?")
             params.append(room)
         if profile is not None:
-            where.append("profile = ?")
+            where.append("s.profile = ?")
             params.append(profile)
-        sql = "SELECT * FROM sessions"
+        sql = _SELECT_SESSIONS
         if where:
             sql += " WHERE " + " AND ".join(where)
         # rowid breaks ties between sessions started in the same instant: later insert
         # first, and the same order on every page.
-        sql += " ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        sql += " ORDER BY s.started_at DESC, s.rowid DESC LIMIT ? OFFSET ?"
         with self._read() as conn:
             rows = conn.execute(sql, (*params, limit, offset)).fetchall()
         return _decode(rows, _session_from_row, "session")

@@ -20,7 +20,14 @@ from pydantic import ValidationError
 
 from ambiance.clock import SystemClock
 from ambiance.events import Event, EventBus
-from ambiance.mqtt import MAX_PACKET, MAX_PAYLOAD, Message, MqttConnection, MqttSettings
+from ambiance.mqtt import (
+    MAX_IN_FLIGHT,
+    MAX_PACKET,
+    MAX_PAYLOAD,
+    Message,
+    MqttConnection,
+    MqttSettings,
+)
 from tests.helpers import EventLog
 from tests.mosquitto import (
     Certificates,
@@ -369,6 +376,69 @@ async def test_qos1_published_while_the_broker_is_down_arrives_after_it_returns(
             "ambiance/bedroom/state": b'{"stage":"rest"}',
             **{f"ambiance/queued/{i}": str(i).encode() for i in range(50)},
         }
+
+
+async def test_a_flood_of_retained_state_loses_no_topic(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A thousand rooms changing stage at once: more messages than any queue in paho
+    would hold. Every topic ends with its last value at the broker, none is dropped."""
+    connection = MqttConnection(mqtt_settings(mosquitto), EventBus(), SystemClock())
+    rooms, changes = 1000, 3  # 1000: what a test subscriber can be sent at once
+    async with connection:
+        assert await connection.wait_connected(TIMEOUT)
+        with caplog.at_level(logging.WARNING, logger="ambiance.mqtt"):
+            for change in range(changes):
+                for room in range(rooms):
+                    connection.publish(
+                        f"ambiance/room-{room}/state", {"change": change}, qos=1, retain=True
+                    )
+            # More than MAX_IN_FLIGHT wait in the outbox: far fewer than were published.
+            assert MAX_IN_FLIGHT < len(connection._outbox) <= rooms
+            fence = Inbox()
+            connection.subscribe("ambiance/fence", fence)
+            assert await connection.wait_ready(TIMEOUT)
+            connection.publish("ambiance/fence", "end", qos=1)  # after all of them
+            await fence.wait_for(b"end", timeout=30)
+        assert "dropped" not in caplog.text
+        retained = await async_read_retained(mosquitto, "ambiance/+/state")
+        assert len(retained) == rooms
+        assert set(retained.values()) == {b'{"change":2}'}
+
+
+async def test_while_the_broker_is_away_retained_messages_keep_only_the_last(
+    mosquitto: Mosquitto,
+) -> None:
+    bus = EventBus()
+    events = EventLog(bus)
+    connection = MqttConnection(mqtt_settings(mosquitto), bus, SystemClock())
+    # Our own subscriptions see what arrives after the restart: on_connect subscribes
+    # before paho sends what waited, so nothing can slip past them.
+    commands, states = Inbox(), Inbox()
+    connection.subscribe("ambiance/commands", commands)
+    connection.subscribe("ambiance/bedroom/state", states)
+    async with connection:
+        assert await connection.wait_ready(TIMEOUT)
+        mosquitto.stop()
+        await events.wait_for(unavailable, TIMEOUT)
+        # Past the in-flight window, so that the rest waits in the outbox.
+        for i in range(MAX_IN_FLIGHT):
+            connection.publish(f"ambiance/window/{i}", "x", qos=1, retain=True)
+        for stage in ("warm", "knead", "rest"):
+            connection.publish("ambiance/bedroom/state", {"stage": stage}, qos=1, retain=True)
+            connection.publish("ambiance/commands", stage, qos=1)  # not retained: each one
+        assert len(connection._outbox) == 1 + 3  # one state, three commands
+
+        mosquitto.start()
+        await commands.wait_for(b"rest")
+        await states.wait_for(b'{"stage":"rest"}')
+        fence = Inbox()
+        connection.subscribe("ambiance/fence", fence)
+        assert await connection.wait_ready(TIMEOUT)
+        connection.publish("ambiance/fence", "end", qos=1)
+        await fence.wait_for(b"end")  # after everything else
+        assert commands.payloads() == [b"warm", b"knead", b"rest"]
+        assert states.payloads() == [b'{"stage":"rest"}']
 
 
 async def test_a_broker_that_is_down_at_start_is_not_an_error(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +148,88 @@ def test_session_record_matches_the_engine(store: Store) -> None:
 
 def test_json_columns_are_sorted_text(store: Store, db: Path) -> None:
     store.save_session(record("s1", routine_data={"z": 1, "a": {"y": 2, "b": 3}}))
-    text = raw(db).execute("SELECT routine_data FROM sessions").fetchone()[0]
+    text = raw(db).execute("SELECT routine_data FROM session_routines").fetchone()[0]
     assert text == '{"a":{"b":3,"y":2},"z":1}'
+
+
+def test_a_session_keeps_the_routine_of_its_first_save(store: Store, db: Path) -> None:
+    first = record("s1", status="running", ended_at=None, routine_data={"routine": {"v": 1}})
+    store.save_session(first)
+    # Later saves (every stage change) rewrite the small session row only.
+    later = dataclasses.replace(first, index=3, routine_data={"routine": {"v": 2}})
+    store.save_session(later)
+    loaded = store.get_session("s1")
+    assert loaded is not None and loaded.index == 3
+    assert loaded.routine_data == {"routine": {"v": 1}}
+    # ...also for another process, which never saw the first save.
+    with Store(db) as other:
+        other.save_session(dataclasses.replace(later, index=4))
+        assert other.get_session("s1") == dataclasses.replace(first, index=4)
+
+
+@pytest.mark.anyio
+async def test_saves_soon_go_together_at_the_end_of_the_loops_turn(store: Store, db: Path) -> None:
+    builds: list[str] = []
+
+    def build(id: str, index: int) -> Callable[[], SessionRecord]:
+        def make() -> SessionRecord:
+            builds.append(id)
+            return record(id, room=id, status="running", ended_at=None, index=index)
+
+        return make
+
+    store.save_session_soon("a", build("a", 1))
+    store.save_session_soon("b", build("b", 1))
+    store.save_session_soon("a", build("a", 2))  # the later change wins, built once
+    assert builds == []
+    with raw(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+    turn_over = asyncio.Event()
+    asyncio.get_running_loop().call_soon(turn_over.set)  # queued after the store's flush
+    await turn_over.wait()
+    assert builds == ["b", "a"]  # in the order of their latest change
+    with raw(db) as conn:
+        rows = conn.execute("SELECT id, stage_index FROM sessions ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [("a", 2), ("b", 1)]
+
+
+@pytest.mark.anyio
+async def test_any_other_call_writes_the_saves_soon_first(store: Store) -> None:
+    store.save_session_soon("s1", lambda: record("s1", status="running", ended_at=None))
+    # The snapshot refers to the session: it must be in the store by now.
+    store.save_snapshot("s1", "lights", {"on": True})
+    assert store.snapshots("s1") == {"lights": {"on": True}}
+    store.save_session_soon("s2", lambda: record("s2", room="lounge"))
+    assert store.get_session("s2") is not None
+    store.save_session_soon("s3", lambda: record("s3", room="hall"))
+    store.close()  # closing writes them too
+    store.open()
+    assert store.get_session("s3") is not None
+
+
+@pytest.mark.anyio
+async def test_a_save_soon_that_fails_is_logged_and_the_others_are_kept(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> SessionRecord:
+        raise ValueError("cannot build")
+
+    store.save_session(record("r1", status="running", ended_at=None))
+    store.save_session_soon("broken", broken)
+    # A second running session in the room: refused by the database, reported.
+    store.save_session_soon("r2", lambda: record("r2", status="running", ended_at=None))
+    store.save_session_soon("ok", lambda: record("ok", room="lounge"))
+    with caplog.at_level(logging.ERROR, logger="ambiance.store"):
+        assert store.get_session("ok") is not None
+    assert store.get_session("r2") is None
+    assert "session broken not saved" in caplog.text
+    assert "session r2 not saved" in caplog.text
+
+
+def test_without_a_running_loop_a_save_soon_is_a_save_now(store: Store, db: Path) -> None:
+    store.save_session_soon("s1", lambda: record("s1"))
+    with raw(db) as conn:
+        assert conn.execute("SELECT id FROM sessions").fetchone()[0] == "s1"
 
 
 def test_unknown_status_is_refused(store: Store) -> None:
@@ -341,6 +422,7 @@ def test_corrupt_json_rows_are_logged_and_skipped(
     store.save_session(record("good", started_at=T0 + 1))
     store.save_session(record("bad", started_at=T0 + 2))
     store.save_session(record("list", started_at=T0 + 3))
+    store.save_session(record("gone", started_at=T0 + 4))  # its routine row goes missing
     store.save_snapshot("good", "lights", {"on": True})
     store.save_snapshot("good", "music", {"volume": 1})
     store.log_command("good", T0, "next", {})
@@ -353,8 +435,9 @@ def test_corrupt_json_rows_are_logged_and_skipped(
     store.save_dnd("bedroom", "ben", {"state": "on"})
 
     conn = raw(db)
-    conn.execute("UPDATE sessions SET routine_data = '{not json' WHERE id = 'bad'")
-    conn.execute("UPDATE sessions SET routine_data = '[1, 2]' WHERE id = 'list'")
+    conn.execute("UPDATE session_routines SET routine_data = '{not json' WHERE session_id = 'bad'")
+    conn.execute("DELETE FROM session_routines WHERE session_id = 'gone'")
+    conn.execute("UPDATE session_routines SET routine_data = '[1, 2]' WHERE session_id = 'list'")
     conn.execute("UPDATE snapshots SET data = 'nope' WHERE device = 'music'")
     conn.execute("UPDATE commands SET args = '{' WHERE action = 'pause'")
     conn.execute("UPDATE feedback SET data = '' WHERE at = ?", (T0 + 1,))
@@ -374,7 +457,8 @@ def test_corrupt_json_rows_are_logged_and_skipped(
         assert store.list_profiles() == [{"name": "sam"}]
         assert store.dnd_states("bedroom") == {"anna": {"state": "on"}}
     logged = caplog.text
-    for needle in ("id='bad'", "id='list'", "snapshot", "command", "feedback", "'zed'", "dnd"):
+    rows = ("id='bad'", "id='list'", "id='gone'", "snapshot", "command", "feedback", "'zed'")
+    for needle in (*rows, "dnd"):
         assert needle in logged
 
 
@@ -386,7 +470,7 @@ def test_an_unreadable_active_session_is_stopped_so_the_room_is_free(
         record("bad", status="paused", ended_at=None, updated_at=T0 + 7, paused_remaining=9.0)
     )
     conn = raw(db)
-    conn.execute("UPDATE sessions SET routine_data = 'garbage' WHERE id = 'bad'")
+    conn.execute("UPDATE session_routines SET routine_data = 'garbage' WHERE session_id = 'bad'")
 
     with caplog.at_level(logging.ERROR, logger="ambiance.store"):
         assert [s.id for s in store.active_sessions()] == ["ok"]
@@ -464,7 +548,8 @@ def schema_and_rows(db: Path) -> tuple[int, list[tuple[Any, ...]], list[tuple[An
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         schema = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
         rows: list[tuple[Any, ...]] = []
-        for table in ("sessions", "snapshots", "dnd", "profiles", "feedback", "commands"):
+        tables = ("sessions", "session_routines", "snapshots", "dnd", "profiles", "feedback")
+        for table in (*tables, "commands"):
             rows += [(table, *r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1")]
         return version, schema, rows
     finally:
