@@ -241,8 +241,12 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
 
     async def _wait(self, timeout: float) -> bool:
         """Wait for a change or `timeout`; True when woken by a change."""
+        # asyncio.timeout, not wait_for: wait_for (3.11) runs the wait in a task of its
+        # own, and the hops between the two tasks put a tap's device change behind
+        # everything else the tap queued on the loop (state messages, the store).
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
         except TimeoutError:
             return False
         return True

@@ -389,9 +389,13 @@ class Room:
         until = self.clock.now() + left if left is not None else None
         self.phones.set(wanted, until=until, session=session.id)
 
-    def _handle(self, events: list[EngineEvent], *, timed: bool = False) -> None:
-        """Act on the engine's events. `timed`: they come from the stage timer, which may
-        fire for many rooms at once; the session is then saved with the others."""
+    def _handle(self, events: list[EngineEvent]) -> None:
+        """Act on the engine's events.
+
+        The session is saved at the end of the loop's turn, with the other rooms' changes
+        (the stage timers of many rooms may fire at once) in one transaction. That is
+        before anything reaches a device: a device changes only after an await, in a
+        later turn, and the snapshot's own save writes the session first."""
         session = self.session
         for event in events:
             if event.kind == "stage.changed" and session is not None:
@@ -420,7 +424,7 @@ class Room:
             )
         self._sync_phones()
         if session is not None and events:
-            self._persist(session, soon=timed)
+            self._persist(session, soon=True)
         self._schedule()
         self._count_sessions()
 
@@ -453,7 +457,7 @@ class Room:
 
     def _log(self, session: Session, action: str, args: dict[str, Any]) -> None:
         if self.store is not None:
-            self.store.log_command(session.id, self.clock.now(), action, args)
+            self.store.log_command_soon(session.id, self.clock.now(), action, args)
 
     def _snapshot_taken(self, device: str, snapshot: Any) -> None:
         session = self.session
@@ -475,7 +479,7 @@ class Room:
         with logs.context(room=self.name, session=self.session.id):
             events = self.session.tick()
             if events:
-                self._handle(events, timed=True)
+                self._handle(events)
             else:  # woken early (the wall clock moved back): wait for the deadline again
                 self._schedule()
 

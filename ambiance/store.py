@@ -40,6 +40,7 @@ Bad rows
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import sqlite3
@@ -246,6 +247,9 @@ def _optional_float(value: object) -> float | None:
     return None if value is None else float(cast(float, value))
 
 
+# A write deferred to the end of the loop's turn; a session save returns its record.
+_Deferred = Callable[[sqlite3.Connection], "SessionRecord | None"]
+
 # A session with its routine (from its own table, see _V3); a session row whose routine
 # row is missing reads as NULL there, and is then skipped as unreadable.
 _SELECT_SESSIONS = (
@@ -328,7 +332,8 @@ class Store:
         self._lock = threading.Lock()
         # Sessions to save at the end of this turn of the loop (`save_session_soon`), by
         # id, in the order of their latest change; guarded by `_lock`.
-        self._pending: dict[str, Callable[[], SessionRecord]] = {}
+        self._pending: dict[str | int, _Deferred] = {}
+        self._deferred = itertools.count()  # keys of deferred writes that are not sessions
         self._flush_scheduled = False
         # Active sessions whose routine row is known to be committed: their saves skip
         # dumping the routine again (5-10 KB of JSON). Guarded by `_lock`.
@@ -498,23 +503,46 @@ class Store:
 
     def save_session_soon(self, session_id: str, build: Callable[[], SessionRecord]) -> None:
         """Save a session at the end of this turn of the event loop, together with the
-        others due then, in one transaction; `build()` makes the record at that moment
-        (so several changes in one turn cost one write). Without a running loop, now.
+        other writes due then, in one transaction; `build()` makes the record at that
+        moment (so several changes in one turn cost one write). Without a running loop,
+        now. Any other call to the store writes it first.
 
-        Any other call to the store saves it first. A save that fails then cannot reach
-        the caller: it is logged, and a later change saves the session again."""
+        The session keeps its place among the deferred writes: it is written before the
+        rows that refer to it (commands). A save that fails then cannot reach the caller:
+        it is logged, and a later change saves the session again."""
+
+        def write(conn: sqlite3.Connection) -> SessionRecord:
+            record = build()
+            self._upsert_session(conn, record)
+            return record
+
+        if not self._defer(session_id, write):
+            self.save_session(build())
+
+    def log_command_soon(
+        self, session_id: str, at: float, action: str, args: dict[str, Any]
+    ) -> None:
+        """`log_command` at the end of this turn of the loop (see `save_session_soon`)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            self._insert_command(conn, session_id, at, action, args)
+
+        if not self._defer(None, write):
+            self.log_command(session_id, at, action, args)
+
+    def _defer(self, key: str | None, write: _Deferred) -> bool:
+        """Queue a write for the end of the loop's turn; False without a running loop."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self.save_session(build())
-            return
+            return False
         with self._lock:
-            self._pending.pop(session_id, None)  # to the end: the order of latest changes
-            self._pending[session_id] = build
+            self._pending[next(self._deferred) if key is None else key] = write
             if self._flush_scheduled:
-                return
+                return True
             self._flush_scheduled = True
         loop.call_soon(self._flush)
+        return True
 
     def _flush(self) -> None:
         with self._lock:
@@ -523,7 +551,7 @@ class Store:
                 self._flush_locked(self._conn)
 
     def _flush_locked(self, conn: sqlite3.Connection) -> None:
-        """Write the pending session saves in one transaction (call with `_lock` held)."""
+        """Do the deferred writes in one transaction (call with `_lock` held)."""
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
@@ -531,22 +559,23 @@ class Store:
         try:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                for session_id, build in pending.items():
+                for key, write in pending.items():
+                    what = f"session {key}" if isinstance(key, str) else "a command"
                     try:
-                        record = build()
-                        self._upsert_session(conn, record)
-                        saved.append(record)
+                        record = write(conn)
+                        if record is not None:
+                            saved.append(record)
                     except sqlite3.IntegrityError as exc:
                         # Only this statement is undone; the others still commit.
-                        log.error("store: session %s not saved: %s", session_id, exc)
+                        log.error("store: %s not saved: %s", what, exc)
                     except (sqlite3.Error, OSError):
                         raise
                     except Exception:  # a record that cannot be built must not stop the rest
-                        log.exception("store: session %s not saved", session_id)
+                        log.exception("store: %s not saved", what)
         except (sqlite3.Error, OSError) as exc:
-            # Disk full, I/O error: the transaction is undone; keep the saves for the next
+            # Disk full, I/O error: the transaction is undone; keep the writes for the next
             # call to the store (the caller's own work comes after them, as always).
-            log.error("store: %d session saves failed, kept to retry: %s", len(pending), exc)
+            log.error("store: %d deferred writes failed, kept to retry: %s", len(pending), exc)
             self._pending = pending
             return
         for record in saved:
@@ -678,11 +707,16 @@ class Store:
     def log_command(self, session_id: str, at: float, action: str, args: dict[str, Any]) -> int:
         """Record a command given in a session (which must be saved); returns its id."""
         with self._write() as conn:
-            cursor = conn.execute(
-                "INSERT INTO commands (session_id, at, action, args) VALUES (?, ?, ?, ?)",
-                (session_id, at, action, _dumps(args)),
-            )
-            return int(cast(int, cursor.lastrowid))
+            return self._insert_command(conn, session_id, at, action, args)
+
+    def _insert_command(
+        self, conn: sqlite3.Connection, session_id: str, at: float, action: str, args: Any
+    ) -> int:
+        cursor = conn.execute(
+            "INSERT INTO commands (session_id, at, action, args) VALUES (?, ?, ?, ?)",
+            (session_id, at, action, _dumps(args)),
+        )
+        return int(cast(int, cursor.lastrowid))
 
     def commands(self, session_id: str) -> list[dict[str, Any]]:
         """`{"id", "session_id", "at", "action", "args"}` per command, in the order given."""

@@ -179,6 +179,7 @@ async def test_saves_soon_go_together_at_the_end_of_the_loops_turn(store: Store,
         return make
 
     store.save_session_soon("a", build("a", 1))
+    store.log_command_soon("a", T0, "start", {})  # refers to "a": written after it
     store.save_session_soon("b", build("b", 1))
     store.save_session_soon("a", build("a", 2))  # the later change wins, built once
     assert builds == []
@@ -187,10 +188,11 @@ async def test_saves_soon_go_together_at_the_end_of_the_loops_turn(store: Store,
     turn_over = asyncio.Event()
     asyncio.get_running_loop().call_soon(turn_over.set)  # queued after the store's flush
     await turn_over.wait()
-    assert builds == ["b", "a"]  # in the order of their latest change
+    assert builds == ["a", "b"]  # in the order of their first change
     with raw(db) as conn:
         rows = conn.execute("SELECT id, stage_index FROM sessions ORDER BY id").fetchall()
     assert [tuple(r) for r in rows] == [("a", 2), ("b", 1)]
+    assert [c["action"] for c in store.commands("a")] == ["start"]
 
 
 @pytest.mark.anyio

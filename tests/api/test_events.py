@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from api.routes.events import RoomFrames
 from tests.api.conftest import Api
 from tests.http_server import Server
 
@@ -68,3 +69,31 @@ async def test_an_unknown_room_is_a_404(api: Api, server: str) -> None:
         r = await client.get("/api/v1/events", params={"room": "attic"})
         assert r.status_code == 404
         assert "'attic'" in r.json()["error"]["message"]
+
+
+async def test_many_subscribers_share_one_frame_per_change(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames = RoomFrames(api.core)
+    frames.start()
+    views = 0
+    room = api.core.room("bedroom")
+    real_view = room.view
+
+    def counted_view() -> dict[str, Any]:
+        nonlocal views
+        views += 1
+        return real_view()
+
+    monkeypatch.setattr(room, "view", counted_view)
+    first = frames.frame("bedroom")
+    assert all(frames.frame("bedroom") is first for _ in range(200))  # one change, one view
+    assert views == 1
+    room.start_spa()
+    after = frames.frame("bedroom")
+    assert after != first and '"session":{' in after  # the change made a new frame
+    assert views == 2
+    # An old frame is not handed out for ever: the time left in it would go stale.
+    monkeypatch.setattr("api.routes.events.FRAME_TTL", 0.0)
+    assert frames.frame("bedroom") is not after
+    assert views == 3
