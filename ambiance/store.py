@@ -14,11 +14,12 @@ How it is used
     another process (`ambiance pair`, a second service by mistake) has its own
     connection, and SQLite's locking plus `busy_timeout` make the two take turns.
 
-    The one exception is `save_session_soon`, for stage changes made by the timer: many
-    rooms may change at the same moment, and a commit each (~0.1 ms) would make the last
-    room's change late by all the others'. Those saves wait for the end of the event
-    loop's turn and go in one transaction; any other call to the store writes them first,
-    so no read or write ever sees the store without them.
+    The exceptions are `save_session_soon` and `log_command_soon`, which the rooms use
+    for every session change: the stage timers of many rooms may fire at the same moment,
+    and a commit each (~0.1 ms) would make the last room's change late by all the
+    others'. Those writes wait for the end of the event loop's turn and go in one
+    transaction; any other call to the store writes them first, so no read or write ever
+    sees the store without them.
 
 Durability
     WAL journal with `synchronous=NORMAL`: once a method returns, its transaction is in
@@ -330,8 +331,9 @@ class Store:
         self.path = path  # the database file; its folder is created by `open()`
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        # Sessions to save at the end of this turn of the loop (`save_session_soon`), by
-        # id, in the order of their latest change; guarded by `_lock`.
+        # Writes deferred to the end of this turn of the loop, in the order of their first
+        # request: session saves keyed by id (a later change replaces the build in place),
+        # command logs by a number. Guarded by `_lock`.
         self._pending: dict[str | int, _Deferred] = {}
         self._deferred = itertools.count()  # keys of deferred writes that are not sessions
         self._flush_scheduled = False

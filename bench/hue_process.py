@@ -11,19 +11,11 @@ from __future__ import annotations
 import sys
 import threading
 
-from tests.hue_emulator import HueEmulator
-
-USER = "ambiance0123456789abcdef0123456789abcdef"
-GROUP_ACTION = "/groups/1/action"
+from bench.run import GROUP_ACTION, hue_room
 
 
 def main() -> int:
-    n_lights = int(sys.argv[1])
-    emu = HueEmulator(users=[USER], lights={}, groups={})
-    ids = [str(i) for i in range(1, n_lights + 1)]
-    for i in ids:
-        emu.add_light(i, f"Light {i}", on=True, bri=200, ct=366)
-    emu.add_group("1", "Bedroom", ids)
+    emu = hue_room(int(sys.argv[1]))  # the same room the in-process benchmarks use
     done = threading.Event()
 
     def report() -> None:
