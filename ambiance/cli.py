@@ -54,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from api.app import create_app
 
+    from .memory import freeze_startup_objects
     from .service import Ambiance
 
     settings = _settings(
@@ -72,6 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
+                freeze_startup_objects()  # the core is up: its rooms live as long as we do
                 port = self.servers[0].sockets[0].getsockname()[1] if self.servers else args.port
                 here, lan = _urls(settings.host, port)
                 print(f"ambiance {__version__} is running: open {here}", flush=True)

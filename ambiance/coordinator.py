@@ -92,6 +92,12 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # The poll: one timer that stays armed across wakes, so the device is read every
+        # `poll_interval` while idle (a timer made and cancelled at every change cost
+        # more than the change itself with a thousand rooms).
+        self._poll_timer: asyncio.TimerHandle | None = None
+        self._poll_due = False
+        self._idle = False  # waiting for a change or the poll (not backing off)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -102,6 +108,9 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
     async def stop(self) -> None:
         task, self._task = self._task, None
         self._stopping = True
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
         # Python 3.11's wait_for can swallow a cancellation that lands as its inner call
         # finishes; the flag ends the loop then, and the cancel is repeated until it took.
         while task is not None and not task.done():
@@ -198,7 +207,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
                     poll = False
                     continue
                 self._synced.set()
-                poll = not await self._wait(self.poll_interval)
+                poll = await self._wait_idle()
                 continue
             # Failed: try again after a backoff, or at once when something new is asked.
             # The backoff counts from the failed attempt's start, so a backend's own
@@ -206,6 +215,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
             await self._wait(max(0.0, delay - (loop.time() - began)))
             delay = min(delay * 2, self.retry_max)
             poll = True
+            self._poll_due = False
 
     async def _step(self, poll: bool) -> None:
         if not self._started:
@@ -238,6 +248,28 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
                     f"{self.device}.changed", self.room, self.clock.now(), {"device": self.device}
                 )
             )
+
+    async def _wait_idle(self) -> bool:
+        """Wait for a change or the poll; True when it is time to poll."""
+        if not self._poll_due:  # it may have fallen due while the loop was busy
+            if self._poll_timer is None:
+                loop = asyncio.get_running_loop()
+                self._poll_timer = loop.call_later(self.poll_interval, self._on_poll_timer)
+            self._idle = True
+            try:
+                await self._wake.wait()
+            finally:
+                self._idle = False
+        poll, self._poll_due = self._poll_due, False
+        return poll
+
+    def _on_poll_timer(self) -> None:
+        self._poll_timer = None
+        self._poll_due = True
+        if self._idle:
+            self._wake.set()
+        # Otherwise the loop is busy or backing off: it reads the device on its next
+        # attempt anyway, or polls when it next waits.
 
     async def _wait(self, timeout: float) -> bool:
         """Wait for a change or `timeout`; True when woken by a change."""

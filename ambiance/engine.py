@@ -69,11 +69,6 @@ class Session:
     deadline: float | None = None  # wall clock; None while paused or in an untimed stage
     paused_remaining: float | None = None  # seconds left in the stage when paused
     ended_at: float | None = None
-    # The routine and scenes as `record()` gives them: fixed for the session's life, so
-    # built once (every stage change is saved, and dumping the routine dominated that).
-    _routine_data: dict[str, Any] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -181,15 +176,16 @@ class Session:
 
     def record(self) -> dict[str, Any]:
         """Everything needed to pick this session up again after a restart."""
-        if self._routine_data is None:
-            self._routine_data = {
-                "routine": self.routine.model_dump(mode="json"),
-                "scenes": {n: s.model_dump(mode="json") for n, s in self.scenes.items()},
-            }
+        # Dumped at each call (about 8 µs), not kept: a session is saved only at its start,
+        # its commands and its end, and a kept copy was some 30 objects per session for
+        # the garbage collector to walk, which lengthened its full passes with many rooms.
         return {
             "id": self.id,
             "routine": self.routine.name,
-            "routine_data": self._routine_data,
+            "routine_data": {
+                "routine": self.routine.model_dump(mode="json"),
+                "scenes": {n: s.model_dump(mode="json") for n, s in self.scenes.items()},
+            },
             "profile": self.profile,
             "status": self.status.value,
             "index": self.index,

@@ -31,9 +31,12 @@ class Availability:
         self.error: str | None = None
         self.since: float | None = None
         self.metrics = metrics
+        self._answered = False
 
     def ok(self) -> None:
-        self._gauge(True)  # on every success: the gauge shows a device once it answered
+        if not self._answered:  # the gauge shows a device once it first answered
+            self._answered = True
+            self._gauge(True)
         if self.available:
             return
         log.info("%s%s (%s) is back", self._prefix, self.device, self.kind)

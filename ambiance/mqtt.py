@@ -32,7 +32,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +261,10 @@ class MqttConnection:
         self._unkeyed = itertools.count()
         self._queued = 0  # messages in the outbox that are not retained
         self._in_flight: set[int] = set()  # paho message ids not yet acknowledged
+        # Acknowledgements from paho's thread, handed to the loop in batches: one wake-up
+        # of the loop per batch, not per message (with many rooms that was most of it).
+        self._acks: deque[int] = deque()
+        self._acks_scheduled = False
         self._loop_thread: int | None = None
 
     # --- life cycle -------------------------------------------------------------------
@@ -294,6 +298,8 @@ class MqttConnection:
             return
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._acks.clear()
+        self._acks_scheduled = False
         self._stopping = False
 
         client = mqtt.Client(
@@ -487,8 +493,12 @@ class MqttConnection:
             else:
                 log.warning("mqtt: could not send a message to %s: %s", message.topic, info.rc)
 
-    def _acknowledged(self, mid: int) -> None:
-        self._in_flight.discard(mid)
+    def _acknowledged(self) -> None:
+        # The flag first: an ack appended from now on schedules another call.
+        self._acks_scheduled = False
+        acks = self._acks
+        while acks:
+            self._in_flight.discard(acks.popleft())
         self._pump()
 
     # --- subscribing ------------------------------------------------------------------
@@ -700,7 +710,10 @@ class MqttConnection:
         # QoS 1: the broker's PUBACK (QoS 0: written to the socket; not in flight anyway).
         if reason.is_failure:
             log.warning("mqtt: the broker refused a message: %s", reason)
-        self._to_loop(self._acknowledged, mid)
+        self._acks.append(mid)
+        if not self._acks_scheduled:
+            self._acks_scheduled = True
+            self._to_loop(self._acknowledged)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:

@@ -101,6 +101,7 @@ class Room:
         self.scene: str | None = None
         self._target: RoomTarget | None = None
         self._cues = 0  # counts stage changes that ask the music for a chime
+        self._counted_status: str | None = ""  # the session status last put in the metrics
         self._timer: Timer | None = None
 
     @property
@@ -389,13 +390,17 @@ class Room:
         until = self.clock.now() + left if left is not None else None
         self.phones.set(wanted, until=until, session=session.id)
 
-    def _handle(self, events: list[EngineEvent]) -> None:
+    def _handle(self, events: list[EngineEvent], *, timer: bool = False) -> None:
         """Act on the engine's events.
 
         The session is saved at the end of the loop's turn, with the other rooms' changes
-        (the stage timers of many rooms may fire at once) in one transaction. That is
-        before anything reaches a device: a device changes only after an await, in a
-        later turn, and the snapshot's own save writes the session first."""
+        in one transaction. That is before anything reaches a device: a device changes
+        only after an await, in a later turn, and the snapshot's own save writes the
+        session first.
+
+        A stage change by the `timer` is not saved: it follows from the deadline already
+        stored, and a restart's `tick()` walks through the same deadlines. Only the end
+        it may bring is. (With many rooms, the timers' writes were a third of the work.)"""
         session = self.session
         for event in events:
             if event.kind == "stage.changed" and session is not None:
@@ -423,7 +428,7 @@ class Room:
                 )
             )
         self._sync_phones()
-        if session is not None and events:
+        if session is not None and events and (not timer or session.ended):
             self._persist(session, soon=True)
         self._schedule()
         self._count_sessions()
@@ -432,6 +437,9 @@ class Room:
         if self.metrics is None:
             return
         status = self.session.status.value if self.session is not None else None
+        if status == self._counted_status:  # most changes are stage changes: nothing new
+            return
+        self._counted_status = status
         for name in ("running", "paused"):
             self.metrics.sessions.set(1 if status == name else 0, room=self.name, status=name)
 
@@ -451,6 +459,13 @@ class Room:
             self.store.save_session_soon(session.id, functools.partial(self._record, session))
         else:
             self.store.save_session(self._record(session))
+
+    def live_record(self, session_id: str) -> SessionRecord | None:
+        """The record of the session running here now, if `session_id` is it."""
+        session = self.session
+        if session is None or session.id != session_id:
+            return None
+        return self._record(session)
 
     def _record(self, session: Session) -> SessionRecord:
         return SessionRecord(room=self.name, updated_at=self.clock.now(), **session.record())
@@ -479,7 +494,7 @@ class Room:
         with logs.context(room=self.name, session=self.session.id):
             events = self.session.tick()
             if events:
-                self._handle(events)
+                self._handle(events, timer=True)
             else:  # woken early (the wall clock moved back): wait for the deadline again
                 self._schedule()
 

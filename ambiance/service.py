@@ -147,6 +147,13 @@ class Ambiance:
         except KeyError:
             raise NotFound("room", name, known=list(self.rooms)) from None
 
+    def current(self, record: SessionRecord) -> SessionRecord:
+        """A stored session as it is now: the store is not written at a timer's stage
+        change, so a session still running here is taken from its room."""
+        room = self.rooms.get(record.room)
+        live = room.live_record(record.id) if room is not None else None
+        return record if live is None else live
+
     def health(self) -> dict[str, Any]:
         rooms = {name: "degraded" if room.degraded else "ok" for name, room in self.rooms.items()}
         return {

@@ -459,6 +459,7 @@ def bench_scale(ctx: Ctx) -> None:
 
 async def _scale(ctx: Ctx, broker: Any, counter: subprocess.Popen[str]) -> None:
     from ambiance.config import DevicesConfig, RoomConfig, Settings
+    from ambiance.memory import freeze_startup_objects
     from ambiance.scenes import Guidance, Library, LightsSpec, Routine, Scene, Stage
     from ambiance.service import Ambiance
 
@@ -495,6 +496,7 @@ async def _scale(ctx: Ctx, broker: Any, counter: subprocess.Popen[str]) -> None:
     try:
         async with core:
             await core.mqtt.wait_ready(10)
+            freeze_startup_objects()  # as `ambiance serve` does once it is up
             core.bus.subscribe(on_event)
             c0 = resource.getrusage(resource.RUSAGE_SELF)
             w0 = time.monotonic()

@@ -149,3 +149,60 @@ async def test_end_without_any_change_leaves_the_lights_alone(setup: Setup) -> N
     coordinator.end_session(1)
     assert coordinator.synced
     assert coordinator.desired is None
+
+
+async def test_idle_it_polls_and_sees_a_change_made_outside() -> None:
+    """A wall switch or another app moves a light: the next poll notices."""
+    backend = FlakyLights()
+    bus = EventBus()
+    log = EventLog(bus)
+    coordinator: LightsCoordinator = Coordinator(
+        "bedroom", "lights", backend, bus, FakeClock(), poll_interval=0.05
+    )
+    await coordinator.start()
+    try:
+        assert await coordinator.wait_synced(5)
+        for bri in (10, 90):  # twice: the poll is armed again after each one
+            mark = len(log.events)
+            backend.lights[1].on, backend.lights[1].bri = True, bri
+            await log.wait_for(lambda e: e.kind == "lights.changed", start=mark)
+            assert (
+                coordinator.state is not None and coordinator.state[1] == backend.lights[1].state()
+            )
+        # Changes asked meanwhile are applied as ever, and the polls go on after them.
+        coordinator.show(WARM)
+        assert await coordinator.wait_synced(5)
+        mark = len(log.events)
+        backend.lights[0].bri = 3
+        await log.wait_for(lambda e: e.kind == "lights.changed", start=mark)
+        assert coordinator.state is not None and coordinator.state[0] == backend.lights[0].state()
+    finally:
+        await coordinator.stop()
+
+
+async def test_a_failure_while_polling_backs_off_then_recovers() -> None:
+    backend = FlakyLights()
+    bus = EventBus()
+    log = EventLog(bus)
+    coordinator: LightsCoordinator = Coordinator(
+        "bedroom",
+        "lights",
+        backend,
+        bus,
+        FakeClock(),
+        retry_initial=0.01,
+        retry_max=0.05,
+        poll_interval=0.02,
+    )
+    await coordinator.start()
+    try:
+        assert await coordinator.wait_synced(5)
+        backend.down = True  # the next poll fails
+        await log.wait_for(lambda e: e.kind == "device.health" and not e.data["available"])
+        backend.down = False
+        await log.wait_for(lambda e: e.kind == "device.health" and e.data["available"])
+        mark = len(log.events)
+        backend.lights[0].bri = 7  # and polling goes on
+        await log.wait_for(lambda e: e.kind == "lights.changed", start=mark)
+    finally:
+        await coordinator.stop()

@@ -33,7 +33,7 @@ def _record(core: CoreDep, session_id: str) -> SessionRecord:
     record = core.store.get_session(session_id)
     if record is None:
         raise NotFound("session", session_id)
-    return record
+    return core.current(record)
 
 
 @router.get("/sessions", response_model=list[SessionSummary], summary="The session history")
@@ -45,7 +45,7 @@ async def list_sessions(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[SessionSummary]:
     records = core.store.history(room=room, profile=profile, limit=limit, offset=offset)
-    return [_summary(r) for r in records]
+    return [_summary(core.current(r)) for r in records]
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail, summary="One session")
@@ -82,5 +82,5 @@ async def give_room_feedback(core: CoreDep, room: RoomDep, feedback: Feedback) -
     last = core.store.history(room=room.name, limit=1)
     if not last:
         raise Conflict(f"no session has run in {room.name!r} yet")
-    profile = core.profiles.feedback(last[0], feedback)
+    profile = core.profiles.feedback(core.current(last[0]), feedback)
     return FeedbackResult(session=last[0].id, profile=profile)

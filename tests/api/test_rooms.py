@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from ambiance.profiles import Profile
+from ambiance.service import Ambiance
 from tests.api.conftest import Api
+from tests.helpers import make_library
 
 pytestmark = pytest.mark.anyio
 
@@ -226,3 +228,30 @@ async def test_room_state_reports_health(api: Api) -> None:
         "bedside right",
         "floor lamp",
     ]
+
+
+async def test_a_timers_stage_change_is_not_written_yet_history_and_a_restart_see_it(
+    api: Api,
+) -> None:
+    """A timer's stage change follows from the stored deadline: the store is not written
+    then, yet the history shows the stage the session is in, and a restart resumes it."""
+    session_id = (await api.client.post("/api/v1/rooms/living/spa")).json()["session"]["id"]
+    mark = len(api.log.events)
+    api.clock.advance(60 + 10)  # stage a (60 s) ran out: b, with 110 s left
+    await api.log.wait_for(lambda e: e.kind == "stage.changed", start=mark)
+
+    stored = api.core.store.get_session(session_id)
+    assert stored is not None
+    assert (stored.index, stored.status) == (0, "running")  # not written: derived
+    summary = (await api.client.get(f"/api/v1/sessions/{session_id}")).json()
+    assert summary["stage"] == "b"
+    listed = (await api.client.get("/api/v1/sessions", params={"room": "living"})).json()
+    assert [s["stage"] for s in listed] == ["b"]
+
+    # A second service on the same store (as after a crash) picks it up in stage b.
+    again = Ambiance(api.core.settings, clock=api.clock, library=make_library())
+    async with again:
+        session = again.room("living").session
+        assert session is not None and session.id == session_id
+        assert session.stage.name == "b"
+        assert session.stage_remaining(api.clock.now()) == 110
