@@ -73,7 +73,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
-                freeze_startup_objects()  # the core is up: its rooms live as long as we do
                 port = self.servers[0].sockets[0].getsockname()[1] if self.servers else args.port
                 here, lan = _urls(settings.host, port)
                 print(f"ambiance {__version__} is running: open {here}", flush=True)
@@ -82,6 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print(f"  API and its docs: {here}docs", flush=True)
                 if new_token is not None:
                     _show_new_token(lan or here, new_token, settings)
+                freeze_startup_objects()  # the core is up: its rooms live as long as we do
 
     config = uvicorn.Config(
         app,

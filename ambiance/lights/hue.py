@@ -380,8 +380,10 @@ class HueBridge:
         shown = url.replace(self.username, _redact(self.username)) if self.username else url
         log.debug("%s %s %s", method, shown, payload if payload is not None else "")
         try:
-            future = asyncio.get_running_loop().run_in_executor(executor, call)
-            return await asyncio.wait_for(future, self.timeout)
+            # asyncio.timeout, not wait_for: wait_for's own waiter costs a turn of the
+            # loop between the reply and the caller, with the loop's other work in it.
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.get_running_loop().run_in_executor(executor, call)
         except TimeoutError as exc:  # ours, or the socket's inside phue
             raise BridgeUnreachable(
                 f"the Hue bridge at {self.address} did not answer within {self.timeout:g} s"
