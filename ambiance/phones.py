@@ -83,7 +83,8 @@ class Phones:
             payload = self.payload(phone)
             self.mqtt.publish(self.topic(phone), payload, qos=1, retain=True)
             if self.store is not None:  # so that after a restart "off" still follows "on"
-                self.store.save_dnd(self.room, phone.name, payload, at=self.clock.now())
+                # At the end of the loop's turn, in one transaction with the session's save.
+                self.store.save_dnd_soon(self.room, phone.name, payload, at=self.clock.now())
         log.info("%s: phones %s on do-not-disturb", self.room, "put" if on else "taken off")
 
     def load(self) -> None:

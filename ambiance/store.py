@@ -333,8 +333,8 @@ class Store:
         self._lock = threading.Lock()
         # Writes deferred to the end of this turn of the loop, in the order of their first
         # request: session saves keyed by id (a later change replaces the build in place),
-        # command logs by a number. Guarded by `_lock`.
-        self._pending: dict[str | int, _Deferred] = {}
+        # command logs and DND states by a number. Guarded by `_lock`.
+        self._pending: dict[str | int, tuple[str, _Deferred]] = {}  # key -> (what, write)
         self._deferred = itertools.count()  # keys of deferred writes that are not sessions
         self._flush_scheduled = False
         # Active sessions whose routine row is known to be committed: their saves skip
@@ -518,7 +518,7 @@ class Store:
             self._upsert_session(conn, record)
             return record
 
-        if not self._defer(session_id, write):
+        if not self._defer(session_id, f"session {session_id}", write):
             self.save_session(build())
 
     def log_command_soon(
@@ -529,17 +529,17 @@ class Store:
         def write(conn: sqlite3.Connection) -> None:
             self._insert_command(conn, session_id, at, action, args)
 
-        if not self._defer(None, write):
+        if not self._defer(None, "a command", write):
             self.log_command(session_id, at, action, args)
 
-    def _defer(self, key: str | None, write: _Deferred) -> bool:
+    def _defer(self, key: str | None, what: str, write: _Deferred) -> bool:
         """Queue a write for the end of the loop's turn; False without a running loop."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
         with self._lock:
-            self._pending[next(self._deferred) if key is None else key] = write
+            self._pending[next(self._deferred) if key is None else key] = (what, write)
             if self._flush_scheduled:
                 return True
             self._flush_scheduled = True
@@ -561,8 +561,7 @@ class Store:
         try:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                for key, write in pending.items():
-                    what = f"session {key}" if isinstance(key, str) else "a command"
+                for what, write in pending.values():
                     try:
                         record = write(conn)
                         if record is not None:
@@ -757,12 +756,33 @@ class Store:
     ) -> None:
         """Remember the do-not-disturb message last sent to a phone of a room."""
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO dnd (room, phone, payload, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (room, phone) DO UPDATE SET"
-                " payload = excluded.payload, updated_at = excluded.updated_at",
-                (room, phone, _dumps(payload), time.time() if at is None else at),
-            )
+            self._upsert_dnd(conn, room, phone, payload, at)
+
+    def save_dnd_soon(
+        self, room: str, phone: str, payload: dict[str, Any], *, at: float | None = None
+    ) -> None:
+        """`save_dnd` at the end of this turn of the loop (see `save_session_soon`)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            self._upsert_dnd(conn, room, phone, payload, at)
+
+        if not self._defer(None, f"the DND state of {room}/{phone}", write):
+            self.save_dnd(room, phone, payload, at=at)
+
+    def _upsert_dnd(
+        self,
+        conn: sqlite3.Connection,
+        room: str,
+        phone: str,
+        payload: dict[str, Any],
+        at: float | None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO dnd (room, phone, payload, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (room, phone) DO UPDATE SET"
+            " payload = excluded.payload, updated_at = excluded.updated_at",
+            (room, phone, _dumps(payload), time.time() if at is None else at),
+        )
 
     def dnd_states(self, room: str) -> dict[str, dict[str, Any]]:
         """Phone -> the payload last sent to it, for one room."""

@@ -182,9 +182,11 @@ async def test_saves_soon_go_together_at_the_end_of_the_loops_turn(store: Store,
     store.log_command_soon("a", T0, "start", {})  # refers to "a": written after it
     store.save_session_soon("b", build("b", 1))
     store.save_session_soon("a", build("a", 2))  # the later change wins, built once
+    store.save_dnd_soon("a", "anna", {"state": "on"}, at=T0)
     assert builds == []
     with raw(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM dnd").fetchone()[0] == 0
     turn_over = asyncio.Event()
     asyncio.get_running_loop().call_soon(turn_over.set)  # queued after the store's flush
     await turn_over.wait()
@@ -193,6 +195,7 @@ async def test_saves_soon_go_together_at_the_end_of_the_loops_turn(store: Store,
         rows = conn.execute("SELECT id, stage_index FROM sessions ORDER BY id").fetchall()
     assert [tuple(r) for r in rows] == [("a", 2), ("b", 1)]
     assert [c["action"] for c in store.commands("a")] == ["start"]
+    assert store.dnd_states("a") == {"anna": {"state": "on"}}
 
 
 @pytest.mark.anyio
@@ -230,8 +233,10 @@ async def test_a_save_soon_that_fails_is_logged_and_the_others_are_kept(
 
 def test_without_a_running_loop_a_save_soon_is_a_save_now(store: Store, db: Path) -> None:
     store.save_session_soon("s1", lambda: record("s1"))
+    store.save_dnd_soon("bedroom", "anna", {"state": "off"})
     with raw(db) as conn:
         assert conn.execute("SELECT id FROM sessions").fetchone()[0] == "s1"
+        assert conn.execute("SELECT phone FROM dnd").fetchone()[0] == "anna"
 
 
 def test_unknown_status_is_refused(store: Store) -> None:
