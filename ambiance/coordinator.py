@@ -70,6 +70,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         retry_max: float = 2.0,
         poll_interval: float = 30.0,
         on_snapshot: Callable[[SnapT], None] | None = None,
+        on_restored: Callable[[], None] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.room = room
@@ -81,6 +82,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         self.retry_max = retry_max
         self.poll_interval = poll_interval
         self.on_snapshot = on_snapshot  # to keep the snapshot safe (the store)
+        self.on_restored = on_restored  # the device is back as the snapshot says (the store)
         self.health = Availability(room, device, backend.kind, bus, clock, metrics)
         self.state: StateT | None = None  # as last read from the device
         self.snapshot: SnapT | None = None
@@ -235,6 +237,8 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
             self._applied = desired
             if isinstance(desired, Restore) and self._desired is desired:
                 self.snapshot = None
+                if self.on_restored is not None:
+                    self.on_restored()
             await self._refresh()
         elif poll or self.state is None:
             await self._refresh()

@@ -116,6 +116,7 @@ class Room:
     async def start(self) -> None:
         for device, coordinator in self.devices.items():
             coordinator.on_snapshot = functools.partial(self._snapshot_taken, device)
+            coordinator.on_restored = functools.partial(self._restored, device)
             await coordinator.start()
 
     async def stop(self, restore_timeout: float = 5.0) -> None:
@@ -167,6 +168,24 @@ class Room:
             self._show(self._scene(session.stage.scene), session.stage)
         self._handle(events)
 
+    def put_back(self, snapshots: dict[str, Any], transition: float) -> None:
+        """Finish what an ended session left undone before a restart: put the devices back
+        as `snapshots` say (its restore was cut short by a crash, or by a stop while the
+        device was away), and take the phones off do-not-disturb if they were left on."""
+        with logs.context(room=self.name):
+            for device, saved in snapshots.items():
+                coordinator = self.devices.get(device)
+                if coordinator is None:  # removed from the config since: nothing to put back
+                    if self.store is not None:
+                        self.store.mark_restored(self.name, device, at=self.clock.now())
+                    continue
+                log.info("%s: putting the %s back as they were", self.name, device)
+                coordinator.resume_session(_decode(device, saved))
+                coordinator.end_session(transition)
+            if self.phones is not None:
+                self.phones.load()
+                self.phones.set(False)
+
     @property
     def title(self) -> str:
         return self.config.title or self.name.replace("-", " ").replace("_", " ").title()
@@ -197,6 +216,9 @@ class Room:
                 coordinator.begin_session()
             self._handle(session.start())
             self._log(session, "start", {"routine": chosen.name, "profile": profile})
+            for device, coordinator in self.devices.items():
+                if coordinator.snapshot is not None:
+                    self._carry_snapshot(device, coordinator.snapshot)
         return session
 
     def pause(self) -> None:
@@ -480,6 +502,18 @@ class Room:
             return
         self._persist(session)  # the snapshot refers to the session: it must be stored first
         self.store.save_snapshot(session.id, device, _encode(device, snapshot))
+
+    def _carry_snapshot(self, device: str, snapshot: Any) -> None:
+        """The last session's restore has not reached the device yet, so its snapshot is
+        still what "as it was" means: keep it as this session's (a restart then finds it)."""
+        if self.store is None or self.session is None:
+            return
+        self.store.mark_restored(self.name, device, at=self.clock.now())  # handed on
+        self._snapshot_taken(device, snapshot)
+
+    def _restored(self, device: str) -> None:
+        if self.store is not None:
+            self.store.mark_restored(self.name, device, at=self.clock.now())
 
     def _schedule(self) -> None:
         self._cancel_timer()

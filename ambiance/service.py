@@ -36,12 +36,15 @@ from .people import ProfileBook
 from .phones import Phones
 from .room import DistractionsCoordinator, LightsCoordinator, MusicCoordinator, Room
 from .scenes import Library, builtin_scenes_dir, load_library
-from .store import SessionRecord, Store
+from .store import PendingRestore, SessionRecord, Store
 
 if TYPE_CHECKING:
     from .lights.hue import HueBridge
 
 log = logging.getLogger(__name__)
+
+# Putting a room back after a restart, when its session's routine cannot be read.
+DEFAULT_RESTORE_TRANSITION = 10.0  # seconds, the routines' own default
 
 __version__ = "0.1.0"
 
@@ -97,6 +100,7 @@ class Ambiance:
         for room in self.rooms.values():
             await room.start()
         self._pick_up_sessions()
+        self._put_back_leftovers()
         await self.mqtt_api.start()
         await self.discovery.start()
         log.info("ambiance %s: rooms %s", __version__, ", ".join(self.rooms))
@@ -128,6 +132,29 @@ class Ambiance:
                 room.pick_up(record.as_dict(), self.store.snapshots(record.id))
             except Exception:  # one unreadable session must not keep the service down
                 log.exception("%s: could not pick up session %s", record.room, record.id)
+
+    def _put_back_leftovers(self) -> None:
+        """Put back what ended sessions left changed: a restore cut short by a crash, or by
+        a stop while a device was away, is done now (rooms with a session going on keep
+        theirs for its end). The phones of the other rooms come off do-not-disturb."""
+        pending: dict[str, dict[str, PendingRestore]] = {}
+        for leftover in self.store.pending_restores():
+            # The oldest per device: the room as it was before the first of them.
+            pending.setdefault(leftover.room, {}).setdefault(leftover.device, leftover)
+        for name in pending.keys() - self.rooms.keys():
+            log.warning("room %r, no longer configured, was not put back after its session", name)
+        for name, room in self.rooms.items():
+            if room.session is not None:
+                continue
+            left = pending.get(name, {})
+            transitions = [p.transition for p in left.values() if p.transition is not None]
+            try:
+                room.put_back(
+                    {device: p.data for device, p in left.items()},
+                    transitions[0] if transitions else DEFAULT_RESTORE_TRANSITION,
+                )
+            except Exception:  # one unreadable snapshot must not keep the service down
+                log.exception("%s: could not put the room back", name)
 
     async def __aenter__(self) -> Ambiance:
         await self.start()

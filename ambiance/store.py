@@ -62,6 +62,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "STATUSES",
+    "PendingRestore",
     "SessionRecord",
     "Store",
 ]
@@ -73,6 +74,7 @@ BUSY_TIMEOUT_MS: Final = 5000  # how long a writer waits for another connection'
 
 STATUSES: Final = ("running", "paused", "finished", "stopped")
 ACTIVE: Final = ("running", "paused")
+ENDED: Final = ("finished", "stopped")
 
 T = TypeVar("T")
 
@@ -177,9 +179,18 @@ INSERT INTO session_routines (session_id, routine_data) SELECT id, routine_data 
 ALTER TABLE sessions DROP COLUMN routine_data;
 """
 
+_V4 = """
+-- A snapshot is kept as not yet put back until its device is back as it says. A restore
+-- that a crash (or a stop while the bridge was away) cut short is then done at the next
+-- start. The snapshots of sessions that ended before this version are taken as put back.
+ALTER TABLE snapshots ADD COLUMN restored_at REAL;
+UPDATE snapshots SET restored_at = 0
+    WHERE session_id IN (SELECT id FROM sessions WHERE status IN ('finished', 'stopped'));
+"""
+
 # MIGRATIONS[i] takes a database from version i to i + 1. Append only: a script that has
 # shipped is never edited, since databases out there are already past it.
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION: Final = len(MIGRATIONS)  # the version `open()` brings a database to
 
 
@@ -290,6 +301,31 @@ def _feedback_from_row(row: sqlite3.Row) -> dict[str, Any]:
         "at": float(row["at"]),
         "data": _loads_dict(row["data"]),
     }
+
+
+@dataclass(frozen=True)
+class PendingRestore:
+    """A device of a room that an ended session left changed: put it back as `data` says."""
+
+    room: str
+    session_id: str
+    device: str
+    data: Any  # the snapshot as the room encoded it
+    transition: float | None  # the session's routine's restore_transition, if readable
+
+
+def _pending_restore_from_row(row: sqlite3.Row) -> PendingRestore:
+    transition = None
+    if row["routine_data"] is not None:
+        value = _loads_dict(row["routine_data"]).get("routine", {}).get("restore_transition")
+        transition = None if value is None else float(value)
+    return PendingRestore(
+        room=str(row["room"]),
+        session_id=str(row["session_id"]),
+        device=str(row["device"]),
+        data=json.loads(row["data"]),
+        transition=transition,
+    )
 
 
 def _command_from_row(row: sqlite3.Row) -> dict[str, Any]:
@@ -730,13 +766,40 @@ class Store:
     # --- snapshots ---------------------------------------------------------------------
 
     def save_snapshot(self, session_id: str, device: str, data: Any) -> None:
-        """Keep a device's snapshot for a (saved) session; a new one replaces the old."""
+        """Keep a device's snapshot for a (saved) session; a new one replaces the old.
+        It counts as not yet put back until `mark_restored`."""
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO snapshots (session_id, device, data) VALUES (?, ?, ?)"
-                " ON CONFLICT (session_id, device) DO UPDATE SET data = excluded.data",
+                " ON CONFLICT (session_id, device) DO UPDATE SET"
+                " data = excluded.data, restored_at = NULL",
                 (session_id, device, _dumps(data)),
             )
+
+    def mark_restored(self, room: str, device: str, *, at: float | None = None) -> None:
+        """Note that a room's device is back as its snapshots say (each not yet noted)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE snapshots SET restored_at = ? WHERE restored_at IS NULL AND device = ?"
+                " AND session_id IN (SELECT id FROM sessions WHERE room = ?)",
+                (time.time() if at is None else at, device, room),
+            )
+
+    def pending_restores(self) -> list[PendingRestore]:
+        """The snapshots of ended sessions whose device was never put back, oldest first.
+
+        A restore is cut short by a crash, or by a stop while the device was away; the
+        service does it at its next start."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT s.room, s.id AS session_id, n.device, n.data, r.routine_data"
+                " FROM snapshots n JOIN sessions s ON s.id = n.session_id"
+                " LEFT JOIN session_routines r ON r.session_id = s.id"
+                " WHERE n.restored_at IS NULL AND s.status IN (?, ?)"
+                " ORDER BY s.started_at, n.device",
+                ENDED,
+            ).fetchall()
+        return _decode(rows, _pending_restore_from_row, "snapshot")
 
     def snapshots(self, session_id: str) -> dict[str, Any]:
         """Device name -> snapshot for the session (an unreadable one is left out)."""

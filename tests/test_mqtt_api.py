@@ -17,6 +17,7 @@ from ambiance.distractions import MqttDistraction, TasmotaDistraction, Zigbee2Mq
 from ambiance.phones import PhoneConfig
 from ambiance.profiles import Profile
 from ambiance.service import Ambiance
+from ambiance.store import Store
 from tests.helpers import EventLog, make_library
 from tests.mosquitto import Mosquitto, Received, Subscriber, async_read_retained
 from tests.mqtt_fixtures import mqtt_settings
@@ -319,3 +320,22 @@ async def test_the_rest_api_shows_phones_and_distractions(rig: Rig) -> None:
         body = (await client.delete("/api/v1/rooms/bedroom/spa")).json()
         assert [p["dnd"] for p in body["phones"]] == [False, False]
         assert body["distractions"]["off"] is False
+
+
+async def test_phones_left_on_dnd_by_an_ended_session_are_taken_off_at_start(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The service died between a session's end and storing the phones' "off": at the
+    next start the room has no session, so the phones are told "off"."""
+    with Store.in_dir(tmp_path) as store:
+        store.save_dnd("bedroom", "sams-pixel", {"state": "on", "session": "gone"})
+    with Subscriber(mosquitto, "ambiance/phones/+/dnd") as sub:
+        core = Ambiance(settings(mosquitto, tmp_path), clock=FakeClock(), library=make_library())
+        async with core:
+            for phone in PHONES:
+                message = await sub.async_wait_for(
+                    f"ambiance/phones/{phone.name}/dnd", predicate=lambda m: b'"off"' in m.payload
+                )
+                assert json.loads(message.payload)["mode"] == "off"
+            assert core.room("bedroom").phones is not None
+            assert not core.room("bedroom").phones.on

@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ import pytest
 
 from ambiance.clock import FakeClock
 from ambiance.config import DevicesConfig, HueLightsConfig, RoomConfig, Settings
+from ambiance.room import Room
 from ambiance.service import Ambiance
+from ambiance.store import Store
 from api.app import create_app
 from tests.helpers import EventLog, make_library
 from tests.hue_emulator import HueEmulator
@@ -197,6 +200,69 @@ async def test_a_bridge_down_at_start_gets_the_snapshot_when_it_answers(tmp_path
             assert exact(emu) == before
     finally:
         emu.stop()
+
+
+@contextmanager
+def bridge_across_restarts(tmp_path: Path) -> Iterator[tuple[HueEmulator, Any, Settings]]:
+    """The bedroom's bridge, its lights as they are now, and settings for several runs of
+    the service (which stops without waiting long for a bridge that is away)."""
+    emu = bedroom_emulator()
+    emu.start()
+    try:
+        settings = hue_settings(tmp_path, emu.address)
+        settings.devices.shutdown_timeout = 0.2
+        yield emu, exact(emu), settings
+    finally:
+        emu.stop()
+
+
+async def spa_then_the_bridge_goes(core: Ambiance, emu: HueEmulator) -> Room:
+    room = core.room("bedroom")
+    room.start_spa()
+    assert await room.lights.wait_synced(5)
+    emu.stop()
+    return room
+
+
+async def test_a_restore_cut_short_by_a_stop_is_done_at_the_next_start(tmp_path: Path) -> None:
+    """The bridge is away when the session ends and when the service stops: the room is
+    put back at the next start, once the bridge answers."""
+    with bridge_across_restarts(tmp_path) as (emu, before, settings):
+        async with Ambiance(settings, clock=FakeClock(), library=make_library()) as core:
+            room = await spa_then_the_bridge_goes(core, emu)
+            room.stop_session()
+            assert not await room.lights.wait_synced(0.3)  # cannot put it back now
+        with Store.in_dir(tmp_path) as store:
+            assert [p.device for p in store.pending_restores()] == ["lights"]
+        emu.start()
+        again = Ambiance(settings, clock=FakeClock(), library=make_library())
+        async with again:
+            assert await again.room("bedroom").lights.wait_synced(5)
+            assert exact(emu) == before
+            assert again.store.pending_restores() == []
+
+
+async def test_a_restore_still_pending_is_carried_into_the_next_session_and_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A new session starts before the last one's restore reached the bridge; the service
+    then restarts. The end of the new session still puts the room back as it was before
+    the first one."""
+    with bridge_across_restarts(tmp_path) as (emu, before, settings):
+        async with Ambiance(settings, clock=FakeClock(), library=make_library()) as core:
+            room = await spa_then_the_bridge_goes(core, emu)
+            room.stop_session()
+            second = room.start_spa()  # the lights still look like the first session's
+        emu.start()
+        again = Ambiance(settings, clock=FakeClock(), library=make_library())
+        async with again:
+            room = again.room("bedroom")
+            assert room.session is not None and room.session.id == second.id
+            assert await room.lights.wait_synced(5)
+            assert exact(emu) != before
+            room.stop_session()
+            assert await room.lights.wait_synced(5)
+            assert exact(emu) == before
 
 
 async def test_an_unpaired_bridge_says_how_to_pair(tmp_path: Path) -> None:

@@ -331,6 +331,26 @@ def test_rows_of_a_session_need_the_session(store: Store) -> None:
         store.add_feedback("ghost", None, {}, T0)
 
 
+def test_a_snapshot_waits_to_be_put_back_until_marked_restored(store: Store) -> None:
+    routine = {"routine": {"name": "classic", "restore_transition": 4, "stages": []}}
+    running = record("s1", status="running", ended_at=None, routine_data=routine)
+    store.save_session(running)
+    store.save_snapshot("s1", "lights", {"1": {"on": True}})
+    store.save_snapshot("s1", "music", None)
+    assert store.pending_restores() == []  # a running session keeps its own for its end
+    store.save_session(dataclasses.replace(running, status="stopped", ended_at=T0 + 60))
+    pending = store.pending_restores()
+    assert [(p.room, p.session_id, p.device, p.data, p.transition) for p in pending] == [
+        ("bedroom", "s1", "lights", {"1": {"on": True}}, 4.0),
+        ("bedroom", "s1", "music", None, 4.0),
+    ]
+    store.mark_restored("lounge", "lights", at=T0 + 70)  # another room: not these
+    store.mark_restored("bedroom", "lights", at=T0 + 70)
+    assert [p.device for p in store.pending_restores()] == ["music"]
+    store.save_snapshot("s1", "lights", {"1": {"on": False}})  # a new one: pending again
+    assert [p.device for p in store.pending_restores()] == ["lights", "music"]
+
+
 def test_snapshots_round_trip_any_json(store: Store) -> None:
     store.save_session(record("s1"))
     store.save_session(record("s2"))
@@ -509,6 +529,7 @@ def make_v1(db: Path) -> None:
         ],
     )  # fmt: skip
     conn.execute("INSERT INTO snapshots VALUES ('live', 'lights', '{\"1\":{\"on\":true}}')")
+    conn.execute("INSERT INTO snapshots VALUES ('old', 'lights', '{\"1\":{\"on\":false}}')")
     conn.execute("INSERT INTO dnd VALUES ('bedroom', 'anna', '{\"state\":\"on\"}', ?)", (T0,))
     conn.execute("INSERT INTO profiles VALUES ('sam', '{\"name\":\"sam\"}', ?, ?)", (T0, T0 + 5))
     conn.execute("INSERT INTO feedback (session_id, data, at) VALUES ('old', '{\"rating\":4}', ?)",
@@ -534,6 +555,13 @@ def test_a_v1_database_migrates_to_the_latest_keeping_every_row(db: Path) -> Non
         assert store.active_sessions() == [live]
         assert [s.id for s in store.history()] == ["live", "old"]
         assert store.snapshots("live") == {"lights": {"1": {"on": True}}}
+        # v4: the snapshots of sessions that had ended are taken as put back; a running
+        # one's waits for its end.
+        assert store.pending_restores() == []
+        store.save_session(dataclasses.replace(live, status="stopped", ended_at=T0 + 200))
+        assert [(p.session_id, p.transition) for p in store.pending_restores()] == [
+            ("live", None)  # its v1 routine_data names no restore_transition
+        ]
         assert store.dnd_states("bedroom") == {"anna": {"state": "on"}}
         assert store.get_profile("sam") == {"name": "sam"}
         assert store.profile_times("sam") == (T0, T0 + 5)
