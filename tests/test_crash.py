@@ -188,3 +188,30 @@ def test_a_session_that_ended_while_down_is_ended_properly(rig: Rig) -> None:
             assert rig.lights() == before
         finally:
             again.terminate()
+
+
+def test_killed_while_the_room_was_being_put_back_it_is_put_back_on_the_next_start(
+    rig: Rig,
+) -> None:
+    with Subscriber(rig.broker, DND) as sub:
+        service, session_id, before = start_session(rig, sub)
+        rig.emu.stop()  # the bridge goes away: the end cannot put the lights back yet
+        with httpx.Client(base_url=service.url, timeout=10) as client:
+            body = client.delete(f"{ROOM}/spa").json()
+            assert not body["lights"]["synced"]
+        service.kill()
+        with Store.in_dir(rig.data) as store:
+            assert store.get_session(session_id).status == "stopped"  # type: ignore[union-attr]
+            assert [p.device for p in store.pending_restores()] == ["lights"]
+
+        rig.emu.start()  # the same port again
+        again = rig.service()
+        again.start()
+        try:
+            # The light that was off fades out, then gets its saved state: two commands.
+            assert rig.emu.wait_for("PUT", "/lights/3/state", count=2, timeout=10)
+            assert rig.lights() == before
+        finally:
+            again.terminate()
+        with Store.in_dir(rig.data) as store:
+            assert store.pending_restores() == []
