@@ -1,6 +1,7 @@
 """Nothing lost: a real service process killed with SIGKILL mid-session and started
 again picks the session up — the right stage and time left, the snapshot of the lights
-and the phones' do-not-disturb — and its end still puts the room back exactly."""
+and the phones' do-not-disturb — and its end still puts the room back exactly. Killed
+while the room was being put back, it finishes putting it back at the next start."""
 
 from __future__ import annotations
 
