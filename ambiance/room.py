@@ -176,8 +176,7 @@ class Room:
             for device, saved in snapshots.items():
                 coordinator = self.devices.get(device)
                 if coordinator is None:  # removed from the config since: nothing to put back
-                    if self.store is not None:
-                        self.store.mark_restored(self.name, device, at=self.clock.now())
+                    self._restored(device)
                     continue
                 log.info("%s: putting the %s back as they were", self.name, device)
                 coordinator.resume_session(_decode(device, saved))
@@ -218,7 +217,11 @@ class Room:
             self._log(session, "start", {"routine": chosen.name, "profile": profile})
             for device, coordinator in self.devices.items():
                 if coordinator.snapshot is not None:
-                    self._carry_snapshot(device, coordinator.snapshot)
+                    # The last session's restore has not reached the device yet, so its
+                    # snapshot is still what "as it was" means: keep it as this session's
+                    # (a restart then finds it), handed on from the last one.
+                    self._restored(device)
+                    self._snapshot_taken(device, coordinator.snapshot)
         return session
 
     def pause(self) -> None:
@@ -502,14 +505,6 @@ class Room:
             return
         self._persist(session)  # the snapshot refers to the session: it must be stored first
         self.store.save_snapshot(session.id, device, _encode(device, snapshot))
-
-    def _carry_snapshot(self, device: str, snapshot: Any) -> None:
-        """The last session's restore has not reached the device yet, so its snapshot is
-        still what "as it was" means: keep it as this session's (a restart then finds it)."""
-        if self.store is None or self.session is None:
-            return
-        self.store.mark_restored(self.name, device, at=self.clock.now())  # handed on
-        self._snapshot_taken(device, snapshot)
 
     def _restored(self, device: str) -> None:
         if self.store is not None:
