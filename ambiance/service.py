@@ -143,6 +143,8 @@ class Ambiance:
             pending.setdefault(leftover.room, {}).setdefault(leftover.device, leftover)
         for name in pending.keys() - self.rooms.keys():
             log.warning("room %r, no longer configured, was not put back after its session", name)
+            for device in pending[name]:  # said once: there is nothing to put it back with
+                self.store.mark_restored(name, device, at=self.clock.now())
         for name, room in self.rooms.items():
             if room.session is not None:
                 continue

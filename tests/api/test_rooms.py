@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ambiance.clock import FakeClock
+from ambiance.config import RoomConfig, Settings
 from ambiance.profiles import Profile
 from ambiance.service import Ambiance
+from ambiance.store import SessionRecord, Store
 from tests.api.conftest import Api
 from tests.helpers import make_library
 
@@ -255,3 +260,22 @@ async def test_a_timers_stage_change_is_not_written_yet_history_and_a_restart_se
         assert session is not None and session.id == session_id
         assert session.stage.name == "b"
         assert session.stage_remaining(api.clock.now()) == 110
+
+
+async def test_a_room_no_longer_configured_is_named_once_for_what_it_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Store.in_dir(tmp_path) as store:
+        store.save_session(
+            SessionRecord(
+                id="s1", room="attic", routine="quick", routine_data={}, profile=None,
+                status="stopped", index=0, started_at=1.0, stage_started_at=1.0,
+                deadline=None, paused_remaining=None, ended_at=2.0, updated_at=2.0,
+            )
+        )  # fmt: skip
+        store.save_snapshot("s1", "lights", {"lights": []})
+    settings = Settings(data_dir=tmp_path, rooms={"bedroom": RoomConfig(routine="quick")})
+    with caplog.at_level(logging.WARNING, logger="ambiance.service"):
+        async with Ambiance(settings, clock=FakeClock(), library=make_library()) as core:
+            assert core.store.pending_restores() == []
+    assert "'attic', no longer configured, was not put back" in caplog.text
