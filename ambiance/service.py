@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, SystemClock
 from .config import HueLightsConfig, RoomConfig, Settings, VirtualLightsConfig
-from .coordinator import Coordinator
+from .coordinator import Coordinator, Device, SnapT, StateT, TargetT
 from .discovery import Discovery
 from .distractions import (
     DistractionConfig,
@@ -193,12 +193,14 @@ class Ambiance:
 
     # --- building -------------------------------------------------------------------
 
-    def _build_room(self, name: str, config: RoomConfig, library: Library) -> Room:
+    def _coordinator(
+        self, room: str, device: str, backend: Device[TargetT, StateT, SnapT]
+    ) -> Coordinator[TargetT, StateT, SnapT]:
         devices = self.settings.devices
-        lights: LightsCoordinator = Coordinator(
-            name,
-            "lights",
-            self._lights_backend(config),
+        return Coordinator(
+            room,
+            device,
+            backend,
             self.bus,
             self.clock,
             retry_initial=devices.retry_initial,
@@ -206,33 +208,17 @@ class Ambiance:
             poll_interval=devices.poll_interval,
             metrics=self.metrics,
         )
+
+    def _build_room(self, name: str, config: RoomConfig, library: Library) -> Room:
+        lights: LightsCoordinator = self._coordinator(name, "lights", self._lights_backend(config))
         distractions: DistractionsCoordinator | None = None
         if config.distractions:
-            distractions = Coordinator(
-                name,
-                "distractions",
-                Distractions([self._switch(config, item) for item in config.distractions]),
-                self.bus,
-                self.clock,
-                retry_initial=devices.retry_initial,
-                retry_max=devices.retry_max,
-                poll_interval=devices.poll_interval,
-                metrics=self.metrics,
-            )
+            switches = [self._switch(config, item) for item in config.distractions]
+            distractions = self._coordinator(name, "distractions", Distractions(switches))
         music: MusicCoordinator | None = None
         backend = self._music_backend(name, config)
         if backend is not None:
-            music = Coordinator(
-                name,
-                "music",
-                backend,
-                self.bus,
-                self.clock,
-                retry_initial=devices.retry_initial,
-                retry_max=devices.retry_max,
-                poll_interval=devices.poll_interval,
-                metrics=self.metrics,
-            )
+            music = self._coordinator(name, "music", backend)
         phones = (
             Phones(name, config.phones, self.mqtt, self.clock, self.store)
             if config.phones
