@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import logs
-from .auth import TokenStore, page_link, token_required
-from .config import Settings, load_settings
-from .errors import AmbianceError, ConfigError
-from .scenes import Library, builtin_scenes_dir, load_library
-from .service import __version__, check_rooms
+from ambiance import __version__
+from ambiance.config import Settings, load_settings
+from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
+from ambiance.errors import AmbianceError, ConfigError
+from ambiance.infra import logs
+from ambiance.infra.auth import TokenStore, page_link, token_required
+from ambiance.service import check_rooms
 
 log = logging.getLogger("ambiance")
 
@@ -52,10 +53,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
     import uvicorn.config
 
+    from ambiance.infra.memory import freeze_startup_objects
+    from ambiance.service import Ambiance
     from api.app import create_app
-
-    from .memory import freeze_startup_objects
-    from .service import Ambiance
 
     settings = _settings(
         args, host=args.host, port=args.port, log_level=args.log_level, log_format=args.log_format
@@ -146,7 +146,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
-    from .lights.hue import HueCredentials, pair
+    from ambiance.devices.lights.hue import HueCredentials, pair
 
     settings = _settings(args)
     print(f"Pairing with the Hue bridge at {args.bridge}.")
@@ -171,7 +171,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
 
 def cmd_chime(args: argparse.Namespace) -> int:
-    from .music.chime import chime_wav
+    from ambiance.devices.music.chime import chime_wav
 
     folder: Path = args.out.expanduser()
     folder.mkdir(parents=True, exist_ok=True)

@@ -31,14 +31,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from . import yamlfile
-from .auth import AuthSettings
-from .distractions import DistractionConfig, HueDistraction
-from .errors import ConfigError
-from .lights.zigbee2mqtt import Zigbee2MqttLightsConfig
-from .mqtt import MqttSettings
-from .music.base import MqttMusicConfig, MusicConfig, NoMusicConfig
-from .phones import PhoneConfig
+from ambiance.devices.distractions import DistractionConfig, HueDistraction
+from ambiance.devices.lights.zigbee2mqtt import Zigbee2MqttLightsConfig
+from ambiance.devices.music.base import MqttMusicConfig, MusicConfig, NoMusicConfig
+from ambiance.devices.phones import PhoneConfig
+from ambiance.errors import ConfigError
+from ambiance.infra import yamlfile
+from ambiance.infra.auth import AuthSettings
+from ambiance.infra.mqtt import MqttSettings
 
 ROOM_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 CONFIG_ENV = "AMBIANCE_CONFIG"
@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = Field(
-        default="text", description="json: one JSON object a line (ambiance/logs.py)."
+        default="text", description="json: one JSON object a line (ambiance/infra/logs.py)."
     )
     scenes: list[Path] = Field(
         default_factory=list, description="Folders of your own scenes and routines."

@@ -9,11 +9,14 @@ import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .clock import Clock, SystemClock
-from .config import HueLightsConfig, RoomConfig, Settings, VirtualLightsConfig
-from .coordinator import Coordinator, Device, SnapT, StateT, TargetT
-from .discovery import Discovery
-from .distractions import (
+from ambiance import __version__
+from ambiance.config import HueLightsConfig, RoomConfig, Settings, VirtualLightsConfig
+from ambiance.core.coordinator import Coordinator, Device, SnapT, StateT, TargetT
+from ambiance.core.events import EventBus
+from ambiance.core.people import ProfileBook
+from ambiance.core.room import DistractionsCoordinator, LightsCoordinator, MusicCoordinator, Room
+from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
+from ambiance.devices.distractions import (
     DistractionConfig,
     Distractions,
     HueDistraction,
@@ -22,31 +25,27 @@ from .distractions import (
     Switch,
     as_mqtt,
 )
-from .errors import ConfigError, NotFound
-from .events import EventBus
-from .lights.base import LightsBackend, kelvin_to_mired
-from .lights.virtual import VirtualLight, VirtualLights
-from .lights.zigbee2mqtt import Zigbee2MqttLights, Zigbee2MqttLightsConfig
-from .metrics import Metrics
-from .mqtt import MqttConnection
-from .mqtt_api import MqttApi
-from .music.base import MpdMusicConfig, MqttMusicConfig, MusicBackend
-from .music.mqtt import MqttMusic
-from .people import ProfileBook
-from .phones import Phones
-from .room import DistractionsCoordinator, LightsCoordinator, MusicCoordinator, Room
-from .scenes import Library, builtin_scenes_dir, load_library
-from .store import PendingRestore, SessionRecord, Store
+from ambiance.devices.lights.base import LightsBackend, kelvin_to_mired
+from ambiance.devices.lights.virtual import VirtualLight, VirtualLights
+from ambiance.devices.lights.zigbee2mqtt import Zigbee2MqttLights, Zigbee2MqttLightsConfig
+from ambiance.devices.music.base import MpdMusicConfig, MqttMusicConfig, MusicBackend
+from ambiance.devices.music.mqtt import MqttMusic
+from ambiance.devices.phones import Phones
+from ambiance.doors.discovery import Discovery
+from ambiance.doors.mqtt_api import MqttApi
+from ambiance.errors import ConfigError, NotFound
+from ambiance.infra.clock import Clock, SystemClock
+from ambiance.infra.metrics import Metrics
+from ambiance.infra.mqtt import MqttConnection
+from ambiance.infra.store import PendingRestore, SessionRecord, Store
 
 if TYPE_CHECKING:
-    from .lights.hue import HueBridge
+    from ambiance.devices.lights.hue import HueBridge
 
 log = logging.getLogger(__name__)
 
 # Putting a room back after a restart, when its session's routine cannot be read.
 DEFAULT_RESTORE_TRANSITION = 10.0  # seconds, the routines' own default
-
-__version__ = "0.1.0"
 
 
 def load_scenes(settings: Settings) -> Library:
@@ -241,7 +240,7 @@ class Ambiance:
 
     def _music_backend(self, room: str, config: RoomConfig) -> MusicBackend | None:
         if isinstance(config.music, MpdMusicConfig):
-            from .music.mpd import MpdMusic  # python-mpd2 only when a room uses it
+            from ambiance.devices.music.mpd import MpdMusic  # python-mpd2 only when a room uses it
 
             return MpdMusic(config.music)
         if isinstance(config.music, MqttMusicConfig):
@@ -274,7 +273,9 @@ class Ambiance:
         if isinstance(lights, Zigbee2MqttLightsConfig):
             return Zigbee2MqttLights(self.mqtt, lights)
         assert isinstance(lights, HueLightsConfig)
-        from .lights.hue import HueLights  # phue is only imported when a room uses Hue
+        from ambiance.devices.lights.hue import (
+            HueLights,  # phue is only imported when a room uses Hue
+        )
 
         return HueLights(self._bridge(lights.bridge), lights.group)
 
@@ -284,7 +285,7 @@ class Ambiance:
         The first room whose lights are on that bridge gives its username and timeouts;
         without one, the username `ambiance pair` stored and the defaults are used.
         """
-        from .lights.hue import HueBridge, HueCredentials
+        from ambiance.devices.lights.hue import HueBridge, HueCredentials
 
         bridge = self._bridges.get(address)
         if bridge is None:

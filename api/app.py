@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from ambiance.auth import TokenStore
+from ambiance import __version__
 from ambiance.config import Settings
-from ambiance.service import Ambiance, __version__
+from ambiance.infra.auth import TokenStore
+from ambiance.service import Ambiance
 
 from . import auth, errors
 from .routes import events, health, metrics, profiles, rooms, routines, scenes, sessions

@@ -26,7 +26,7 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBear
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ambiance.auth import AuthSettings, TokenStore, token_required
+from ambiance.infra.auth import AuthSettings, TokenStore, token_required
 
 from .errors import error_body
 from .schemas import ErrorBody

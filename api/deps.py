@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from ambiance.room import Room
-from ambiance.scenes import Library
+from ambiance.core.room import Room
+from ambiance.core.scenes import Library
 from ambiance.service import Ambiance
 
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ambiance.profiles import Profile
-from ambiance.scenes import NAME_PATTERN, Guidance
+from ambiance.core.profiles import Profile
+from ambiance.core.scenes import NAME_PATTERN, Guidance
 
 
 class _Body(BaseModel):

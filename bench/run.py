@@ -139,7 +139,7 @@ def hue_settings(tmp: Path, address: str, routine: str, **extra: Any) -> Any:
 
 
 def mqtt_settings(broker: Any) -> Any:
-    from ambiance.mqtt import MqttSettings
+    from ambiance.infra.mqtt import MqttSettings
 
     return MqttSettings(
         host=broker.host,
@@ -382,7 +382,7 @@ def bench_economy(ctx: Ctx) -> None:
 
 
 async def _economy(ctx: Ctx) -> None:
-    from ambiance.clock import FakeClock
+    from ambiance.infra.clock import FakeClock
     from ambiance.service import Ambiance
 
     with hue_room(12) as emu:
@@ -484,8 +484,8 @@ def bench_scale(ctx: Ctx) -> None:
 
 async def _scale(ctx: Ctx, broker: Any, counter: subprocess.Popen[str]) -> None:
     from ambiance.config import DevicesConfig, RoomConfig, Settings
-    from ambiance.memory import freeze_startup_objects
-    from ambiance.scenes import Guidance, Library, LightsSpec, Routine, Scene, Stage
+    from ambiance.core.scenes import Guidance, Library, LightsSpec, Routine, Scene, Stage
+    from ambiance.infra.memory import freeze_startup_objects
     from ambiance.service import Ambiance
 
     n_rooms = 100 if ctx.quick else 1000

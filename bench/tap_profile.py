@@ -26,8 +26,8 @@ MARKS = ("start>", "start<", "snapshot>", "snapshot<", "apply>", "apply<")
 
 def _serve_with_marks(out: str, argv: list[str]) -> None:
     """Run `ambiance` (argv) with marks around the tap's phases; write them on SIGTERM."""
-    from ambiance import room
-    from ambiance.lights import hue
+    from ambiance.core import room
+    from ambiance.devices.lights import hue
 
     marks: list[tuple[str, float]] = []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ambiance.events import Event, EventBus
-from ambiance.scenes import Guidance, Library, LightsSpec, Routine, Scene, Stage
+from ambiance.core.events import Event, EventBus
+from ambiance.core.scenes import Guidance, Library, LightsSpec, Routine, Scene, Stage
 
 
 def make_library() -> Library:

@@ -31,7 +31,7 @@ from typing import Any, cast
 from mpd import ConnectionError as MpdConnectionError
 from mpd import MPDClient
 
-from ambiance.music.chime import chime_wav
+from ambiance.devices.music.chime import chime_wav
 from tests.ports import free_port, start_on_a_free_port
 
 MPD = "/usr/bin/mpd"
@@ -65,7 +65,7 @@ class MpdServer:
     """One MPD process on its own loopback port; `stop()`/`kill()` and `start()` keep the port.
 
     playlists: name -> files in the music folder (default: `LIBRARY`'s).
-    chime: put `ambiance.music.chime.chime_wav()` into the music folder as `CHIME`.
+    chime: put `ambiance.devices.music.chime.chime_wav()` into the music folder as `CHIME`.
     password: given, MPD asks clients for it (and allows nothing without it).
     """
 

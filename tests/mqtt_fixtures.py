@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ambiance.mqtt import MqttSettings
+from ambiance.infra.mqtt import MqttSettings
 from tests.mosquitto import Certificates, Mosquitto, make_certificates
 
 USER = "ambiance"

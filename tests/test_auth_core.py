@@ -1,4 +1,4 @@
-"""The API token in the core (ambiance/auth.py) and on the command line."""
+"""The API token in the core (ambiance/infra/auth.py) and on the command line."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ambiance.auth import AuthSettings, TokenStore, is_loopback, token_required
 from ambiance.cli import main
 from ambiance.config import load_settings
 from ambiance.errors import ConfigError
+from ambiance.infra.auth import AuthSettings, TokenStore, is_loopback, token_required
 
 
 def test_the_token_is_made_once_and_stored_hashed_in_a_private_file(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import RoomConfig, Settings
+from ambiance.infra.clock import FakeClock
+from ambiance.infra.store import Store
 from ambiance.service import Ambiance
-from ambiance.store import Store
 from api.app import create_app
 from tests.helpers import EventLog, make_library
 from tests.mosquitto import Mosquitto, Subscriber

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ambiance.clock import FakeClock
-from ambiance.coordinator import Coordinator
+from ambiance.core.coordinator import Coordinator
+from ambiance.core.events import EventBus
+from ambiance.devices.lights.base import LightState, LightTarget, Snapshot
+from ambiance.devices.lights.virtual import VirtualLight, VirtualLights
 from ambiance.errors import DeviceUnavailable
-from ambiance.events import EventBus
-from ambiance.lights.base import LightState, LightTarget, Snapshot
-from ambiance.lights.virtual import VirtualLight, VirtualLights
+from ambiance.infra.clock import FakeClock
 from tests.helpers import EventLog
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ambiance.store import Store
+from ambiance.infra.store import Store
 from tests.hue_emulator import HueEmulator
 from tests.mosquitto import Mosquitto, Subscriber
 from tests.service_process import ServiceProcess, write

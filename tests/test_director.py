@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ambiance.director import room_target
-from ambiance.scenes import Guidance, LightsSpec, MusicSpec, Scene, Stage
+from ambiance.core.director import room_target
+from ambiance.core.scenes import Guidance, LightsSpec, MusicSpec, Scene, Stage
 
 LIGHTS = LightsSpec(kelvin=2400, brightness=25, transition=8)
 

@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from ambiance.clock import FakeClock
+from ambiance import __version__
 from ambiance.config import RoomConfig, Settings
-from ambiance.discovery import RECORD_FILE, node_id
-from ambiance.service import Ambiance, __version__
+from ambiance.doors.discovery import RECORD_FILE, node_id
+from ambiance.infra.clock import FakeClock
+from ambiance.service import Ambiance
 from tests.helpers import make_library
 from tests.mosquitto import Mosquitto, Received, Subscriber, async_read_retained
 from tests.mqtt_fixtures import mqtt_settings
@@ -308,7 +309,7 @@ async def test_a_damaged_record_is_replaced_and_does_not_stop_discovery(
     mosquitto: Mosquitto, live: Subscriber, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / RECORD_FILE).write_text('{"configs": ["homeassistant/#", 3')
-    caplog.set_level(logging.WARNING, logger="ambiance.discovery")
+    caplog.set_level(logging.WARNING, logger="ambiance.doors.discovery")
     async with make_core(mosquitto, tmp_path, {"bedroom": BOTH_ROOMS["bedroom"]}):
         await wait_all(live, config_topics("bedroom"))
     assert "cannot read" in caplog.text

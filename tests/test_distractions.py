@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import DevicesConfig, HueLightsConfig, RoomConfig, Settings, load_settings
-from ambiance.distractions import HueDistraction
+from ambiance.devices.distractions import HueDistraction
 from ambiance.errors import ConfigError
+from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from tests.helpers import EventLog, make_library
 from tests.hue_emulator import HueEmulator

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ambiance.clock import FakeClock
-from ambiance.engine import Session, Status
+from ambiance.core.engine import Session, Status
 from ambiance.errors import Conflict, InvalidInput, NotFound
+from ambiance.infra.clock import FakeClock
 from tests.helpers import make_library
 
 LIBRARY = make_library()

@@ -19,14 +19,14 @@ import anyio
 import httpx
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import DevicesConfig, HueLightsConfig, RoomConfig, Settings
-from ambiance.events import Event
-from ambiance.lights.base import percent_to_bri
-from ambiance.music.base import MpdMusicConfig
-from ambiance.phones import PhoneConfig
+from ambiance.core.events import Event
+from ambiance.devices.lights.base import percent_to_bri
+from ambiance.devices.music.base import MpdMusicConfig
+from ambiance.devices.phones import PhoneConfig
+from ambiance.infra.clock import FakeClock
+from ambiance.infra.store import Store
 from ambiance.service import Ambiance
-from ambiance.store import Store
 from api.app import create_app
 from tests.helpers import EventLog, make_library
 from tests.hue_emulator import HueEmulator

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from ambiance import cli
 from ambiance.config import load_settings
+from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
 from ambiance.errors import ConfigError
-from ambiance.scenes import Library, builtin_scenes_dir, load_library
 
 
 def fuzz(examples: int) -> settings:

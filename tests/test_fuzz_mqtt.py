@@ -21,12 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ambiance.clock import FakeClock
 from ambiance.config import RoomConfig, Settings
+from ambiance.core.profiles import Profile
+from ambiance.core.room import Room
+from ambiance.doors.mqtt_api import ALL_ACTIONS, COMMAND_LIMIT, parse_command, run_command
 from ambiance.errors import AmbianceError, InvalidInput
-from ambiance.mqtt_api import ALL_ACTIONS, COMMAND_LIMIT, parse_command, run_command
-from ambiance.profiles import Profile
-from ambiance.room import Room
+from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from api.schemas import RoomView
 from tests.helpers import make_library

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ambiance import logs
-from ambiance.clock import FakeClock
 from ambiance.config import RoomConfig, Settings
+from ambiance.infra import logs
+from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from tests.helpers import make_library
 
@@ -49,7 +49,7 @@ async def test_json_lines_carry_the_room_and_session(tmp_path: Path, stream: io.
     assert lines
     for entry in lines:
         assert {"time", "level", "logger", "message", "room", "session"} <= entry.keys()
-    work = [e for e in lines if e["logger"] == "ambiance.room" and e["session"] is not None]
+    work = [e for e in lines if e["logger"] == "ambiance.core.room" and e["session"] is not None]
     messages = [e["message"] for e in work]
     assert any("stage a (next)" in m for m in messages), messages
     assert any("stage b (timer)" in m for m in messages), messages
@@ -73,7 +73,7 @@ async def test_text_lines_end_with_room_and_session(tmp_path: Path, stream: io.S
     text = stream.getvalue()
     stage = next(line for line in text.splitlines() if "stage a (next)" in line)
     assert stage.endswith(f" room=bedroom session={session.id}")
-    assert " INFO ambiance.room: " in stage
+    assert " INFO ambiance.core.room: " in stage
     outside = next(line for line in text.splitlines() if "outside any room" in line)
     assert "room=" not in outside and "session=" not in outside
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from ambiance.memory import freeze_startup_objects
+from ambiance.infra.memory import freeze_startup_objects
 
 
 class Node:

@@ -9,11 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ambiance.auth import AuthSettings, TokenStore
-from ambiance.clock import FakeClock
+from ambiance import __version__
 from ambiance.config import RoomConfig, Settings
-from ambiance.metrics import COMMAND_BUCKETS, Metrics
-from ambiance.service import Ambiance, __version__
+from ambiance.infra.auth import AuthSettings, TokenStore
+from ambiance.infra.clock import FakeClock
+from ambiance.infra.metrics import COMMAND_BUCKETS, Metrics
+from ambiance.service import Ambiance
 from api.app import create_app
 from tests.helpers import make_library
 from tests.test_service_hue import GROUP_ACTION, bedroom_emulator, hue_settings
@@ -153,7 +154,7 @@ async def test_metrics_count_the_hue_bridges_requests(tmp_path: Path) -> None:
 
 
 async def test_a_bridge_error_is_counted_by_its_kind(tmp_path: Path) -> None:
-    from ambiance.lights.hue import HueBridge, ResourceNotAvailable
+    from ambiance.devices.lights.hue import HueBridge, ResourceNotAvailable
 
     emu = bedroom_emulator()
     metrics = Metrics("test")

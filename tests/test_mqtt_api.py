@@ -11,13 +11,17 @@ from typing import Any
 
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import DevicesConfig, RoomConfig, Settings
-from ambiance.distractions import MqttDistraction, TasmotaDistraction, Zigbee2MqttDistraction
-from ambiance.phones import PhoneConfig
-from ambiance.profiles import Profile
+from ambiance.core.profiles import Profile
+from ambiance.devices.distractions import (
+    MqttDistraction,
+    TasmotaDistraction,
+    Zigbee2MqttDistraction,
+)
+from ambiance.devices.phones import PhoneConfig
+from ambiance.infra.clock import FakeClock
+from ambiance.infra.store import Store
 from ambiance.service import Ambiance
-from ambiance.store import Store
 from tests.helpers import EventLog, make_library
 from tests.mosquitto import Mosquitto, Received, Subscriber, async_read_retained
 from tests.mqtt_fixtures import mqtt_settings

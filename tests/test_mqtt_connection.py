@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ambiance.clock import SystemClock
-from ambiance.events import Event, EventBus
-from ambiance.mqtt import (
+from ambiance.core.events import Event, EventBus
+from ambiance.infra.clock import SystemClock
+from ambiance.infra.mqtt import (
     MAX_IN_FLIGHT,
     MAX_PACKET,
     MAX_PAYLOAD,
@@ -121,9 +121,9 @@ async def test_last_will_says_offline_when_the_process_dies(mosquitto: Mosquitto
     script = textwrap.dedent(
         f"""
         import asyncio
-        from ambiance.clock import SystemClock
-        from ambiance.events import EventBus
-        from ambiance.mqtt import MqttConnection, MqttSettings
+        from ambiance.infra.clock import SystemClock
+        from ambiance.core.events import EventBus
+        from ambiance.infra.mqtt import MqttConnection, MqttSettings
 
         async def main():
             settings = MqttSettings(host={mosquitto.host!r}, port={mosquitto.port}, keepalive=5)
@@ -387,7 +387,7 @@ async def test_a_flood_of_retained_state_loses_no_topic(
     rooms, changes = 1000, 3  # 1000: what a test subscriber can be sent at once
     async with connection:
         assert await connection.wait_connected(TIMEOUT)
-        with caplog.at_level(logging.WARNING, logger="ambiance.mqtt"):
+        with caplog.at_level(logging.WARNING, logger="ambiance.infra.mqtt"):
             for change in range(changes):
                 for room in range(rooms):
                     connection.publish(

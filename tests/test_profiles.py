@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ambiance.errors import InvalidInput, NotFound
-from ambiance.profiles import (
+from ambiance.core.profiles import (
     MAX_BRIGHTNESS,
     MAX_KELVIN,
     MIN_BRIGHTNESS,
@@ -21,7 +20,7 @@ from ambiance.profiles import (
     learn,
     session_pressure,
 )
-from ambiance.scenes import (
+from ambiance.core.scenes import (
     Guidance,
     Library,
     LightsSpec,
@@ -31,6 +30,7 @@ from ambiance.scenes import (
     builtin_scenes_dir,
     load_library,
 )
+from ambiance.errors import InvalidInput, NotFound
 
 
 @pytest.fixture(scope="module")

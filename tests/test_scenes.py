@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from ambiance.core.scenes import Library, builtin_scenes_dir, load_library, parse_duration
 from ambiance.errors import ConfigError
-from ambiance.scenes import Library, builtin_scenes_dir, load_library, parse_duration
 
 # --- helpers -----------------------------------------------------------------------------
 

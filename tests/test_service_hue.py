@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import DevicesConfig, HueLightsConfig, RoomConfig, Settings
-from ambiance.room import Room
+from ambiance.core.room import Room
+from ambiance.infra.clock import FakeClock
+from ambiance.infra.store import Store
 from ambiance.service import Ambiance
-from ambiance.store import Store
 from api.app import create_app
 from tests.helpers import EventLog, make_library
 from tests.hue_emulator import HueEmulator

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import DevicesConfig, RoomConfig, Settings
+from ambiance.core.room import Room
 from ambiance.errors import Conflict, InvalidInput, NotFound
-from ambiance.room import Room
+from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from tests.helpers import make_library
 

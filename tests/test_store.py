@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from ambiance import store as store_module
-from ambiance.clock import FakeClock
-from ambiance.engine import Session
+from ambiance.core.engine import Session
 from ambiance.errors import ConfigError, Conflict, InvalidInput
-from ambiance.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, SessionRecord, Store
+from ambiance.infra import store as store_module
+from ambiance.infra.clock import FakeClock
+from ambiance.infra.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, SessionRecord, Store
 from tests.helpers import make_library
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,7 +224,7 @@ async def test_a_save_soon_that_fails_is_logged_and_the_others_are_kept(
     # A second running session in the room: refused by the database, reported.
     store.save_session_soon("r2", lambda: record("r2", status="running", ended_at=None))
     store.save_session_soon("ok", lambda: record("ok", room="lounge"))
-    with caplog.at_level(logging.ERROR, logger="ambiance.store"):
+    with caplog.at_level(logging.ERROR, logger="ambiance.infra.store"):
         assert store.get_session("ok") is not None
     assert store.get_session("r2") is None
     assert "session broken not saved" in caplog.text
@@ -472,7 +472,7 @@ def test_corrupt_json_rows_are_logged_and_skipped(
     conn.execute("UPDATE dnd SET payload = 'null' WHERE phone = 'ben'")
     conn.close()
 
-    with caplog.at_level(logging.ERROR, logger="ambiance.store"):
+    with caplog.at_level(logging.ERROR, logger="ambiance.infra.store"):
         assert [s.id for s in store.history()] == ["good"]
         assert store.get_session("bad") is None
         assert store.get_session("good") is not None
@@ -499,7 +499,7 @@ def test_an_unreadable_active_session_is_stopped_so_the_room_is_free(
     conn = raw(db)
     conn.execute("UPDATE session_routines SET routine_data = 'garbage' WHERE session_id = 'bad'")
 
-    with caplog.at_level(logging.ERROR, logger="ambiance.store"):
+    with caplog.at_level(logging.ERROR, logger="ambiance.infra.store"):
         assert [s.id for s in store.active_sessions()] == ["ok"]
     assert "bad" in caplog.text and "stopped" in caplog.text
     row = conn.execute("SELECT status, ended_at FROM sessions WHERE id = 'bad'").fetchone()
@@ -710,7 +710,7 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from ambiance.store import SessionRecord, Store
+    from ambiance.infra.store import SessionRecord, Store
 
     store = Store(Path(sys.argv[1]))
     store.open()

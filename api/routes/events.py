@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from ambiance.events import Event
+from ambiance.core.events import Event
 from ambiance.service import Ambiance
 
 from ..deps import CoreDep

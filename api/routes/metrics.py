@@ -1,11 +1,11 @@
-"""GET /metrics: the service's metrics in Prometheus' text format (ambiance/metrics.py)."""
+"""GET /metrics: the service's metrics in Prometheus' text format (ambiance/infra/metrics.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from ambiance.metrics import CONTENT_TYPE
+from ambiance.infra.metrics import CONTENT_TYPE
 
 from ..deps import CoreDep
 

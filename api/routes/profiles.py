@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
+from ambiance.core.profiles import Profile
 from ambiance.errors import InvalidInput
-from ambiance.profiles import Profile
 
 from ..deps import CoreDep
 from ..schemas import ERRORS, ProfileChanges, ProfileExport

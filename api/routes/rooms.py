@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, status
 
-from ambiance.room import Room
+from ambiance.core.room import Room
 from ambiance.service import Ambiance
 
 from ..deps import CoreDep, RoomDep

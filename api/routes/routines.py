@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ambiance.scenes import Routine
+from ambiance.core.scenes import Routine
 
 from ..deps import LibraryDep
 from ..schemas import ERRORS

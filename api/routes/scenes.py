@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ambiance.scenes import Scene
+from ambiance.core.scenes import Scene
 
 from ..deps import LibraryDep
 from ..schemas import ERRORS

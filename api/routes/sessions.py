@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from ambiance.core.profiles import Feedback
 from ambiance.errors import Conflict, NotFound
-from ambiance.profiles import Feedback
-from ambiance.store import SessionRecord
+from ambiance.infra.store import SessionRecord
 
 from ..deps import CoreDep, RoomDep
 from ..schemas import ERRORS, FeedbackResult, SessionDetail, SessionSummary

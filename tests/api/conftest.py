@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import RoomConfig, Settings
+from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from api.app import create_app
 from tests.helpers import EventLog, make_library

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from ambiance.auth import AuthSettings, TokenStore
-from ambiance.clock import FakeClock
 from ambiance.config import RoomConfig, Settings
+from ambiance.infra.auth import AuthSettings, TokenStore
+from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from api.app import create_app
 from tests.helpers import make_library

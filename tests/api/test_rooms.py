@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import RoomConfig, Settings
-from ambiance.profiles import Profile
+from ambiance.core.profiles import Profile
+from ambiance.infra.clock import FakeClock
+from ambiance.infra.store import SessionRecord, Store
 from ambiance.service import Ambiance
-from ambiance.store import SessionRecord, Store
 from tests.api.conftest import Api
 from tests.helpers import make_library
 

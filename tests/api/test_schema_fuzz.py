@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.python import asgi as schemathesis_asgi
 
-from ambiance.clock import FakeClock
 from ambiance.config import RoomConfig, Settings
+from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from api.app import create_app
 from tests.helpers import make_library

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ambiance.lights.hue import HueBridge
+from ambiance.devices.lights.hue import HueBridge
 from tests.hue_emulator import HueEmulator
 
 USER = "0123456789abcdef0123456789abcdef01234567"

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from ambiance.lights.base import LightsBackend, LightState, LightTarget
-from ambiance.lights.hue import (
+from ambiance.devices.lights.base import LightsBackend, LightState, LightTarget
+from ambiance.devices.lights.hue import (
     BridgeBusy,
     BridgeUnreachable,
     DeviceOff,
@@ -263,7 +263,7 @@ async def test_restore_a_light_switched_off_by_hand_is_not_an_error(
     snapshot = await lights.snapshot()
     await lights.apply(LightTarget(on=True, brightness=50, kelvin=2700))
     emulator.set_state("3", on=False)  # someone used the wall switch
-    caplog.set_level(logging.DEBUG, logger="ambiance.lights.hue")
+    caplog.set_level(logging.DEBUG, logger="ambiance.devices.lights.hue")
 
     await lights.restore(snapshot, transition=1.0)  # no error
 

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ambiance.clock import FakeClock, SystemClock
 from ambiance.config import load_settings
+from ambiance.core.events import EventBus
+from ambiance.devices.lights.base import LightState, LightTarget
+from ambiance.devices.lights.zigbee2mqtt import Zigbee2MqttLights, Zigbee2MqttLightsConfig
 from ambiance.errors import ConfigError, DeviceUnavailable
-from ambiance.events import EventBus
-from ambiance.lights.base import LightState, LightTarget
-from ambiance.lights.zigbee2mqtt import Zigbee2MqttLights, Zigbee2MqttLightsConfig
-from ambiance.mqtt import MqttConnection
+from ambiance.infra.clock import FakeClock, SystemClock
+from ambiance.infra.mqtt import MqttConnection
 from ambiance.service import Ambiance
 from tests.fake_zigbee2mqtt import FakeLight, FakeZigbee2Mqtt
 from tests.helpers import EventLog, make_library

@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 
-from ambiance.clock import SystemClock
-from ambiance.coordinator import Coordinator
+from ambiance.core.coordinator import Coordinator
+from ambiance.core.events import EventBus
+from ambiance.devices.music.base import MpdMusicConfig, MusicState, MusicTarget
+from ambiance.devices.music.chime import chime_wav
+from ambiance.devices.music.mpd import AsyncMpdClient, MpdMusic, MpdSnapshot, PlayerRefused
 from ambiance.errors import DeviceError, DeviceUnavailable
-from ambiance.events import EventBus
-from ambiance.music.base import MpdMusicConfig, MusicState, MusicTarget
-from ambiance.music.chime import chime_wav
-from ambiance.music.mpd import AsyncMpdClient, MpdMusic, MpdSnapshot, PlayerRefused
+from ambiance.infra.clock import SystemClock
 from tests.mpd_server import CHIME, LIBRARY, MpdServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -335,7 +335,7 @@ async def test_the_cue_on_a_stopped_player(music: MpdMusic, mpd_server: MpdServe
 async def test_a_missing_cue_is_warned_about_once_and_the_music_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="ambiance.music.mpd")
+    caplog.set_level(logging.WARNING, logger="ambiance.devices.music.mpd")
     with MpdServer(tmp_path / "mpd", chime=False) as server:
         music = MpdMusic(config(server))
         await music.start()

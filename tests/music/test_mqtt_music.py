@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import DevicesConfig, RoomConfig, Settings
-from ambiance.music.base import MqttMusicConfig
-from ambiance.scenes import Guidance, Library, LightsSpec, MusicSpec, Routine, Scene, Stage
+from ambiance.core.scenes import Guidance, Library, LightsSpec, MusicSpec, Routine, Scene, Stage
+from ambiance.devices.music.base import MqttMusicConfig
+from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from tests.mosquitto import Mosquitto, Subscriber, async_read_retained
 from tests.mqtt_fixtures import mqtt_settings

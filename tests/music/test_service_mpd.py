@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ambiance.clock import FakeClock
 from ambiance.config import DevicesConfig, RoomConfig, Settings
-from ambiance.music.base import MpdMusicConfig
-from ambiance.scenes import Guidance, Library, LightsSpec, MusicSpec, Routine, Scene, Stage
+from ambiance.core.scenes import Guidance, Library, LightsSpec, MusicSpec, Routine, Scene, Stage
+from ambiance.devices.music.base import MpdMusicConfig
+from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from tests.mpd_server import LIBRARY, MpdServer
 

@@ -20,10 +20,10 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from playwright.async_api import Locator, Page, async_playwright, expect
 
-from ambiance.clock import FakeClock
 from ambiance.config import RoomConfig, Settings
-from ambiance.mqtt import MqttSettings
-from ambiance.profiles import Profile
+from ambiance.core.profiles import Profile
+from ambiance.infra.clock import FakeClock
+from ambiance.infra.mqtt import MqttSettings
 from ambiance.service import Ambiance
 from api.app import create_app
 from tests.http_server import serve
@@ -351,7 +351,7 @@ async def test_the_page_opened_with_its_token_link_works_with_the_real_auth(
     tmp_path: Path,
 ) -> None:
     """`auth.required: always`, the security headers and the CSP: the link serve prints."""
-    from ambiance.auth import AuthSettings, TokenStore
+    from ambiance.infra.auth import AuthSettings, TokenStore
 
     token = TokenStore(tmp_path).reset()
     settings = Settings(

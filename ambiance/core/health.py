@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .clock import Clock
-from .events import Event, EventBus
-from .metrics import Metrics
+from ambiance.core.events import Event, EventBus
+from ambiance.infra.clock import Clock
+from ambiance.infra.metrics import Metrics
 
-log = logging.getLogger("ambiance.health")
+log = logging.getLogger("ambiance.core.health")
 
 
 class Availability:

@@ -27,9 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from . import yamlfile
-from .errors import ConfigError, NotFound
-from .lights.base import LightTarget
+from ambiance.devices.lights.base import LightTarget
+from ambiance.errors import ConfigError, NotFound
+from ambiance.infra import yamlfile
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,11 @@ _DURATION = re.compile(rf"^\s*(?:{_NUMBER}\s*h)?\s*(?:{_NUMBER}\s*m)?\s*(?:{_NUM
 
 def builtin_scenes_dir() -> Path:
     """Return the scenes shipped with ambiance (in a wheel, or at the top of the repo)."""
-    packaged = Path(__file__).parent / "builtin_scenes"
+    package = Path(__file__).resolve().parents[1]  # ambiance/
+    packaged = package / "builtin_scenes"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "scenes"
+    return package.parent / "scenes"
 
 
 def parse_duration(value: Any) -> float | None:

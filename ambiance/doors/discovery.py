@@ -19,22 +19,21 @@ know what it published before it was restarted.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .mqtt import OFFLINE, ONLINE, Message, MqttConnection
+from ambiance import __version__
+from ambiance.infra.jsonfile import write_json_atomic
+from ambiance.infra.mqtt import OFFLINE, ONLINE, Message, MqttConnection
 
 if TYPE_CHECKING:
-    from .room import Room
-    from .service import Ambiance
+    from ambiance.core.room import Room
+    from ambiance.service import Ambiance
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +79,6 @@ def node_id(base_topic: str, room: str) -> str:
 def _entity_slug(text: str) -> str:
     # Entity ids are lower case letters, digits and single underscores.
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
-def _version() -> str:
-    # Imported late: service.py imports this module to build Discovery.
-    from .service import __version__
-
-    return __version__
 
 
 @dataclass
@@ -162,7 +154,7 @@ class Discovery:
 
     def room_configs(self, room: Room) -> dict[str, dict[str, Any]]:
         node = node_id(self.mqtt.settings.base_topic, room.name)
-        version = _version()
+        version = __version__
         command_topic = self.mqtt.topic(room.name, "cmd")
         state_topic = self.mqtt.topic(room.name, "state")
         # The default routine's stages first, then any other routine's, so that a session
@@ -371,21 +363,7 @@ class Discovery:
     def _save_record(self, record: _Record) -> None:
         path = self.path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # A temp file in the same folder renamed over the old one: a crash leaves the
-            # old record or the new one, never half a file.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".discovery.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(record.as_json(), f, indent=2)
-                    f.write("\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            write_json_atomic(path, record.as_json())
         except OSError as exc:
             # The entities are published all the same; what is lost is the ability to
             # withdraw them after a later restart without this room.

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from .errors import AmbianceError, InvalidInput
-from .events import Event
-from .phones import iso
-from .scenes import NAME_PATTERN
+from ambiance.core.events import Event
+from ambiance.core.scenes import NAME_PATTERN
+from ambiance.devices.phones import iso
+from ambiance.errors import AmbianceError, InvalidInput
 
 if TYPE_CHECKING:
-    from .mqtt import Message, MqttConnection
-    from .room import Room
-    from .service import Ambiance
+    from ambiance.core.room import Room
+    from ambiance.infra.mqtt import Message, MqttConnection
+    from ambiance.service import Ambiance
 
 log = logging.getLogger(__name__)
 

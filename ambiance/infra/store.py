@@ -54,7 +54,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar, cast
 
-from .errors import ConfigError, Conflict, InvalidInput
+from ambiance.errors import ConfigError, Conflict, InvalidInput
 
 __all__ = [
     "ACTIVE",

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .clock import Clock
-from .mqtt import MqttConnection
-from .store import Store
+from ambiance.infra.clock import Clock
+from ambiance.infra.mqtt import MqttConnection
+from ambiance.infra.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -47,11 +47,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from .clock import Clock
-from .errors import ConfigError, DeviceUnavailable
-from .events import EventBus
-from .health import Availability
-from .metrics import Metrics
+from ambiance.core.events import EventBus
+from ambiance.core.health import Availability
+from ambiance.errors import ConfigError, DeviceUnavailable
+from ambiance.infra.clock import Clock
+from ambiance.infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
 _paho_log = logging.getLogger(f"{__name__}.paho")

@@ -11,11 +11,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .clock import Clock
-from .errors import Conflict, InvalidInput, NotFound
-from .profiles import Feedback, Profile, learn
-from .scenes import Routine
-from .store import SessionRecord, Store
+from ambiance.core.profiles import Feedback, Profile, learn
+from ambiance.core.scenes import Routine
+from ambiance.errors import Conflict, InvalidInput, NotFound
+from ambiance.infra.clock import Clock
+from ambiance.infra.store import SessionRecord, Store
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,11 @@ hashes apart. Comparisons are of hashes, with `hmac.compare_digest` (constant ti
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import ipaddress
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import ConfigError
+from ambiance.errors import ConfigError
+from ambiance.infra.jsonfile import write_json_atomic
 
 LOOPBACK_NAMES = {"localhost"}
 AUTH_FILE = "auth.json"
@@ -142,22 +140,7 @@ class TokenStore:
         return stored
 
     def _write(self, record: dict[str, object]) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # A temp file in the same folder renamed over the old one: never half a file.
-        # mkstemp creates it 0600.
-        fd, tmp = tempfile.mkstemp(dir=self.data_dir, prefix=".auth.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(record, f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_json_atomic(self.path, record, dir_mode=0o700)
 
 
 def page_link(base_url: str, token: str) -> str:

@@ -38,8 +38,8 @@ from typing import Any, Literal, TypeVar, cast
 from mpd import CommandError, MPDError
 from mpd.asyncio import MPDClient
 
-from ..errors import DeviceError, DeviceUnavailable
-from .base import MpdMusicConfig, MusicState, MusicTarget
+from ambiance.devices.music.base import MpdMusicConfig, MusicState, MusicTarget
+from ambiance.errors import DeviceError, DeviceUnavailable
 
 log = logging.getLogger(__name__)
 

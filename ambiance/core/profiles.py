@@ -54,8 +54,8 @@ from pydantic import (
     ValidationError,
 )
 
-from .errors import InvalidInput, NotFound
-from .scenes import NAME_PATTERN, Guidance, LightsSpec, Routine, Scene, Stage
+from ambiance.core.scenes import NAME_PATTERN, Guidance, LightsSpec, Routine, Scene, Stage
+from ambiance.errors import InvalidInput, NotFound
 
 __all__ = [
     "BRIGHTER_FACTOR",

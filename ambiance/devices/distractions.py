@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import DeviceError, DeviceUnavailable
+from ambiance.errors import DeviceError, DeviceUnavailable
 
 if TYPE_CHECKING:
-    from .lights.hue import HueBridge
-    from .mqtt import Message, MqttConnection
+    from ambiance.devices.lights.hue import HueBridge
+    from ambiance.infra.mqtt import Message, MqttConnection
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class HueSwitch:
             else:
                 named = [i for i, x in lights.items() if x.get("name") == self.light]
                 if len(named) != 1:
-                    from .lights.hue import ResourceNotAvailable
+                    from ambiance.devices.lights.hue import ResourceNotAvailable
 
                     known = ", ".join(sorted(str(x.get("name")) for x in lights.values()))
                     raise ResourceNotAvailable(

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from .clock import Clock
-from .errors import DeviceError
-from .events import Event, EventBus
-from .health import Availability
-from .metrics import Metrics
+from ambiance.core.events import Event, EventBus
+from ambiance.core.health import Availability
+from ambiance.errors import DeviceError
+from ambiance.infra.clock import Clock
+from ambiance.infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

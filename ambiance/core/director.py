@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .lights.base import LightTarget
-from .music.base import MusicTarget
-from .scenes import MusicSpec, Scene, Stage
+from ambiance.core.scenes import MusicSpec, Scene, Stage
+from ambiance.devices.lights.base import LightTarget
+from ambiance.devices.music.base import MusicTarget
 
 
 @dataclass(frozen=True)

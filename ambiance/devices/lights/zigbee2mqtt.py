@@ -21,9 +21,7 @@ from typing import Any, Literal, Self, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..errors import DeviceUnavailable
-from ..mqtt import Message, MqttConnection
-from .base import (
+from ambiance.devices.lights.base import (
     MIRED_MAX,
     MIRED_MIN,
     LightState,
@@ -36,6 +34,8 @@ from .base import (
     percent_to_bri,
     seconds_to_transitiontime,
 )
+from ambiance.errors import DeviceUnavailable
+from ambiance.infra.mqtt import Message, MqttConnection
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from ..clock import Clock
-from ..errors import DeviceUnavailable
-from ..mqtt import MqttConnection
-from ..phones import iso
-from .base import MusicState, MusicTarget
+from ambiance.devices.music.base import MusicState, MusicTarget
+from ambiance.devices.phones import iso
+from ambiance.errors import DeviceUnavailable
+from ambiance.infra.clock import Clock
+from ambiance.infra.mqtt import MqttConnection
 
 
 class MqttMusic:

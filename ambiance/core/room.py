@@ -16,23 +16,23 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from typing import Any
 
-from . import logs
-from .clock import Clock, Timer
-from .config import RoomConfig
-from .coordinator import Coordinator
-from .director import RoomTarget, room_target
-from .engine import Event as EngineEvent
-from .engine import Session
-from .errors import AmbianceError, Conflict
-from .events import Event, EventBus
-from .lights.base import LightState, LightTarget, Snapshot, lights_view
-from .metrics import Metrics
-from .music.base import MusicState, MusicTarget
-from .people import ProfileBook
-from .phones import Phones, iso
-from .profiles import adapt
-from .scenes import Library, Scene, Stage
-from .store import SessionRecord, Store
+from ambiance.config import RoomConfig
+from ambiance.core.coordinator import Coordinator
+from ambiance.core.director import RoomTarget, room_target
+from ambiance.core.engine import Event as EngineEvent
+from ambiance.core.engine import Session
+from ambiance.core.events import Event, EventBus
+from ambiance.core.people import ProfileBook
+from ambiance.core.profiles import adapt
+from ambiance.core.scenes import Library, Scene, Stage
+from ambiance.devices.lights.base import LightState, LightTarget, Snapshot, lights_view
+from ambiance.devices.music.base import MusicState, MusicTarget
+from ambiance.devices.phones import Phones, iso
+from ambiance.errors import AmbianceError, Conflict
+from ambiance.infra import logs
+from ambiance.infra.clock import Clock, Timer
+from ambiance.infra.metrics import Metrics
+from ambiance.infra.store import SessionRecord, Store
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import (
+from ambiance.devices.lights.base import (
     LightState,
     LightTarget,
     SavedLight,

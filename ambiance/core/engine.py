@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .clock import Clock
-from .errors import Conflict, InvalidInput, NotFound
-from .scenes import Routine, Scene, Stage
+from ambiance.core.scenes import Routine, Scene, Stage
+from ambiance.errors import Conflict, InvalidInput, NotFound
+from ambiance.infra.clock import Clock
 
 MAX_EXTEND = 3600.0
 

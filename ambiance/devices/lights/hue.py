@@ -11,7 +11,6 @@ one group command per scene change, an exact per-light snapshot and restore.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import http.client
 import json
@@ -20,7 +19,6 @@ import os
 import random
 import re
 import socket
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +28,7 @@ from typing import Any
 
 import phue
 
-from ..errors import ConfigError, DeviceError, DeviceUnavailable
-from ..metrics import Metrics
-from .base import (
+from ambiance.devices.lights.base import (
     LightState,
     LightTarget,
     SavedLight,
@@ -43,8 +39,11 @@ from .base import (
     percent_to_bri,
     seconds_to_transitiontime,
 )
+from ambiance.errors import ConfigError, DeviceError, DeviceUnavailable
+from ambiance.infra.jsonfile import write_json_atomic
+from ambiance.infra.metrics import Metrics
 
-log = logging.getLogger("ambiance.lights.hue")
+log = logging.getLogger("ambiance.devices.lights.hue")
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -702,19 +701,5 @@ class HueCredentials:
     def save(self, address: str, username: str) -> None:
         data = self._read()
         data[address] = username
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        # Write a temp file in the same directory and rename it over the old one, so a
-        # crash never leaves half a file. mkstemp creates it 0600: it holds secrets.
-        fd, tmp = tempfile.mkstemp(dir=self.data_dir, prefix=".hue.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_json_atomic(self.path, data, sort_keys=True)
         log.info("saved the Hue username for %s (%s)", address, _redact(username))
