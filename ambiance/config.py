@@ -9,19 +9,20 @@ file, then the defaults. The defaults alone make a working service: one room,
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
@@ -31,10 +32,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from ambiance.devices.distractions import DistractionConfig, HueDistraction
-from ambiance.devices.lights.zigbee2mqtt import Zigbee2MqttLightsConfig
-from ambiance.devices.music.base import MqttMusicConfig, MusicConfig, NoMusicConfig
 from ambiance.devices.phones import PhoneConfig
+from ambiance.devices.registry import Backend, BackendConfig, Slot, registry
 from ambiance.errors import ConfigError
 from ambiance.infra import yamlfile
 from ambiance.infra.auth import AuthSettings
@@ -63,60 +62,35 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class VirtualLightConfig(_Model):
-    name: str = Field(min_length=1, max_length=64)
-    kelvin_min: int = Field(default=2000, ge=1000, le=10000)
-    kelvin_max: int = Field(default=6500, ge=1000, le=10000)
+def _backend(slot: Slot) -> Any:
+    """A field holding one backend's config, validated through the registry by its tag."""
+    return BeforeValidator(functools.partial(registry.validate, slot))
 
 
-class VirtualLightsConfig(_Model):
-    backend: Literal["virtual"] = "virtual"
-    lights: list[VirtualLightConfig] = Field(
-        default_factory=lambda: [
-            VirtualLightConfig(name=n)
-            for n in ("ceiling", "bedside left", "bedside right", "floor lamp")
-        ],
-        min_length=1,
-    )
-
-    @field_validator("lights", mode="before")
-    @classmethod
-    def _names_are_enough(cls, value: Any) -> Any:
-        # `lights: [ceiling, lamp]` is the short form of `[{name: ceiling}, {name: lamp}]`.
-        if isinstance(value, list):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
+def _default(slot: Slot, name: str) -> Callable[[], BackendConfig]:
+    tag = "type" if slot == "distraction" else "backend"
+    return lambda: registry.validate(slot, {tag: name})
 
 
-class HueLightsConfig(_Model):
-    backend: Literal["hue"]
-    bridge: str = Field(min_length=1, description="The bridge's host or host:port.")
-    group: str = Field(min_length=1, description="The Hue group (room) name or id.")
-    username: SecretStr | None = Field(
-        default=None, description="Left out: the one `ambiance pair` stored in the data dir."
-    )
-    timeout: float = Field(default=5.0, gt=0, le=60)
-    retries: int = Field(default=2, ge=0, le=10)
-
-
-LightsConfig = Annotated[
-    VirtualLightsConfig | HueLightsConfig | Zigbee2MqttLightsConfig,
-    Field(discriminator="backend"),
-]
+LightsConfig = Annotated[BackendConfig, _backend("lights")]
+MusicConfig = Annotated[BackendConfig, _backend("music")]
+DistractionConfig = Annotated[BackendConfig, _backend("distraction")]
 
 
 class RoomConfig(_Model):
     title: str = ""
     routine: str = Field(default="classic", description="The routine spa mode runs by default.")
-    lights: LightsConfig = Field(default_factory=VirtualLightsConfig)
+    lights: LightsConfig = Field(
+        default_factory=_default("lights", "virtual"), description="What lights the room."
+    )
     phones: list[PhoneConfig] = Field(
         default_factory=list, description="Phones put on do-not-disturb during a session."
     )
     distractions: list[DistractionConfig] = Field(
         default_factory=list, description="Things switched off during a session."
     )
-    music: Annotated[MusicConfig, Field(discriminator="backend")] = Field(
-        default_factory=NoMusicConfig, description="What plays the scenes' music."
+    music: MusicConfig = Field(
+        default_factory=_default("music", "none"), description="What plays the scenes' music."
     )
 
     @model_validator(mode="after")
@@ -177,27 +151,31 @@ class Settings(BaseSettings):
     def _devices_have_their_way_in(self) -> Settings:
         problems = []
         for name, room in self.rooms.items():
+            lights = registry.backend_of("lights", room.lights)
             uses_mqtt = (
                 bool(room.phones)
-                or any(not isinstance(d, HueDistraction) for d in room.distractions)
-                or isinstance(room.music, MqttMusicConfig)
+                or any(
+                    registry.backend_of("distraction", d).needs_broker for d in room.distractions
+                )
+                or registry.backend_of("music", room.music).needs_broker
             )
-            if uses_mqtt and self.mqtt.host is None:
+            if self.mqtt.host is None and uses_mqtt:
                 problems.append(
                     f"rooms.{name}: phones, MQTT distractions and MQTT music need a broker: "
                     "set mqtt.host"
                 )
-            if isinstance(room.lights, Zigbee2MqttLightsConfig) and self.mqtt.host is None:
+            if self.mqtt.host is None and lights.needs_broker:
                 problems.append(
-                    f"rooms.{name}.lights: zigbee2mqtt lights need a broker: set mqtt.host"
+                    f"rooms.{name}.lights: {lights.name} lights need a broker: set mqtt.host"
                 )
-            room_bridge = room.lights.bridge if isinstance(room.lights, HueLightsConfig) else None
+            found = _checked(f"rooms.{name}.lights", lights, room.lights, room)
             for index, item in enumerate(room.distractions):
-                if isinstance(item, HueDistraction) and item.bridge is None and not room_bridge:
-                    problems.append(
-                        f"rooms.{name}.distractions.{index}.bridge: required, since the "
-                        "room's lights are not on a Hue bridge"
-                    )
+                backend = registry.backend_of("distraction", item)
+                found += _checked(f"rooms.{name}.distractions.{index}", backend, item, room)
+            found += _checked(
+                f"rooms.{name}.music", registry.backend_of("music", room.music), room.music, room
+            )
+            problems += found
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -212,6 +190,15 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+def _checked(
+    where: str, backend: Backend[Any], config: BackendConfig, room: RoomConfig
+) -> list[str]:
+    """A backend's own checks of its config within its room, as `where.field: message`."""
+    if backend.check is None:
+        return []
+    return [f"{where}.{p.where}: {p.message}" for p in backend.check(config, room)]
 
 
 _yaml_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -232,10 +219,6 @@ class _YamlSource(PydanticBaseSettingsSource):
 def _where(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for part in loc:
-        # pydantic puts the union's tag in the path (lights.hue.bridge); people wrote lights.bridge.
-        tags = ("virtual", "hue", "zigbee2mqtt", "none", "mpd", "mqtt")
-        if parts and parts[-1] in ("lights", "music") and part in tags:
-            continue
         if part == "[key]":
             continue
         parts.append(str(part))

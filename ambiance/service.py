@@ -7,30 +7,20 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
 from ambiance import __version__
-from ambiance.config import HueLightsConfig, RoomConfig, Settings, VirtualLightsConfig
+from ambiance.config import RoomConfig, Settings
 from ambiance.core.coordinator import Coordinator, Device, SnapT, StateT, TargetT
 from ambiance.core.events import EventBus
 from ambiance.core.people import ProfileBook
-from ambiance.core.room import DistractionsCoordinator, LightsCoordinator, MusicCoordinator, Room
+from ambiance.core.room import Room
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
-from ambiance.devices.distractions import (
-    DistractionConfig,
-    Distractions,
-    HueDistraction,
-    HueSwitch,
-    MqttSwitch,
-    Switch,
-    as_mqtt,
-)
-from ambiance.devices.lights.base import LightsBackend, kelvin_to_mired
-from ambiance.devices.lights.virtual import VirtualLight, VirtualLights
-from ambiance.devices.lights.zigbee2mqtt import Zigbee2MqttLights, Zigbee2MqttLightsConfig
-from ambiance.devices.music.base import MpdMusicConfig, MqttMusicConfig, MusicBackend
-from ambiance.devices.music.mqtt import MqttMusic
+from ambiance.core.views import Health
+from ambiance.devices.distractions import Distractions, DistractionsCoordinator
+from ambiance.devices.lights.views import LightsCoordinator
+from ambiance.devices.music.base import MusicCoordinator
 from ambiance.devices.phones import Phones
+from ambiance.devices.registry import BuildContext, SharedClients, registry
 from ambiance.doors.discovery import Discovery
 from ambiance.doors.mqtt_api import MqttApi
 from ambiance.errors import ConfigError, NotFound
@@ -38,9 +28,6 @@ from ambiance.infra.clock import Clock, SystemClock
 from ambiance.infra.metrics import Metrics
 from ambiance.infra.mqtt import MqttConnection
 from ambiance.infra.store import PendingRestore, SessionRecord, Store
-
-if TYPE_CHECKING:
-    from ambiance.devices.lights.hue import HueBridge
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +71,10 @@ class Ambiance:
         self.mqtt = MqttConnection(settings.mqtt, self.bus, self.clock, metrics=self.metrics)
         self.mqtt_api = MqttApi(self, self.mqtt)
         self.discovery = Discovery(self, self.mqtt, settings.mqtt.discovery_prefix)
-        self._bridges: dict[str, HueBridge] = {}
+        # Clients several rooms share (the MQTT connection, each Hue bridge): started before
+        # the rooms, in the order they were made, and stopped after them.
+        self.shared = SharedClients()
+        self.shared.add("mqtt", self.mqtt)
 
     async def start(self) -> None:
         if self.library is None:
@@ -93,9 +83,8 @@ class Ambiance:
         self.store.open()  # ConfigError when it is from a newer ambiance, or not a database
         for name, config in self.settings.rooms.items():
             self.rooms[name] = self._build_room(name, config, self.library)
-        await self.mqtt.start()  # connects in the background; a broker that is down is fine
-        for bridge in self._bridges.values():
-            await bridge.start()
+        # MQTT connects in the background (a broker that is down is fine), then the bridges.
+        await self.shared.start()
         for room in self.rooms.values():
             await room.start()
         self._pick_up_sessions()
@@ -109,9 +98,7 @@ class Ambiance:
             await room.stop(self.settings.devices.shutdown_timeout)
         await self.discovery.stop()
         await self.mqtt_api.stop()
-        for bridge in self._bridges.values():
-            await bridge.stop()
-        await self.mqtt.stop()
+        await self.shared.stop()
         self.store.close()
 
     def _pick_up_sessions(self) -> None:
@@ -182,13 +169,13 @@ class Ambiance:
         live = room.live_record(record.id) if room is not None else None
         return record if live is None else live
 
-    def health(self) -> dict[str, Any]:
-        rooms = {name: "degraded" if room.degraded else "ok" for name, room in self.rooms.items()}
-        return {
-            "status": "degraded" if "degraded" in rooms.values() else "ok",
-            "version": __version__,
-            "rooms": rooms,
-        }
+    def health(self) -> Health:
+        rooms = {name: room.health_status for name, room in self.rooms.items()}
+        return Health(
+            status="degraded" if "degraded" in rooms.values() else "ok",
+            version=__version__,
+            rooms=rooms,
+        )
 
     # --- building -------------------------------------------------------------------
 
@@ -209,13 +196,27 @@ class Ambiance:
         )
 
     def _build_room(self, name: str, config: RoomConfig, library: Library) -> Room:
-        lights: LightsCoordinator = self._coordinator(name, "lights", self._lights_backend(config))
+        context = BuildContext(
+            room=name,
+            room_config=config,
+            settings=self.settings,
+            data_dir=self.settings.data_dir,
+            mqtt=self.mqtt,
+            clock=self.clock,
+            metrics=self.metrics,
+            shared=self.shared,
+        )
+        lights: LightsCoordinator = self._coordinator(
+            name, "lights", registry.build("lights", config.lights, context)
+        )
         distractions: DistractionsCoordinator | None = None
         if config.distractions:
-            switches = [self._switch(config, item) for item in config.distractions]
+            switches = [
+                registry.build("distraction", item, context) for item in config.distractions
+            ]
             distractions = self._coordinator(name, "distractions", Distractions(switches))
         music: MusicCoordinator | None = None
-        backend = self._music_backend(name, config)
+        backend = registry.build("music", config.music, context)
         if backend is not None:
             music = self._coordinator(name, "music", backend)
         phones = (
@@ -237,78 +238,3 @@ class Ambiance:
             profiles=self.profiles,
             metrics=self.metrics,
         )
-
-    def _music_backend(self, room: str, config: RoomConfig) -> MusicBackend | None:
-        if isinstance(config.music, MpdMusicConfig):
-            from ambiance.devices.music.mpd import MpdMusic  # python-mpd2 only when a room uses it
-
-            return MpdMusic(config.music)
-        if isinstance(config.music, MqttMusicConfig):
-            return MqttMusic(room, self.mqtt, self.clock)
-        return None
-
-    def _switch(self, room: RoomConfig, item: DistractionConfig) -> Switch:
-        if isinstance(item, HueDistraction):
-            address = item.bridge or (
-                room.lights.bridge if isinstance(room.lights, HueLightsConfig) else None
-            )
-            assert address is not None  # the settings check this
-            return HueSwitch(self._bridge(address), item.light)
-        return MqttSwitch(self.mqtt, as_mqtt(item))
-
-    def _lights_backend(self, config: RoomConfig) -> LightsBackend:
-        lights = config.lights
-        if isinstance(lights, VirtualLightsConfig):
-            return VirtualLights(
-                [
-                    VirtualLight(
-                        id=str(index),
-                        name=light.name,
-                        mired_min=kelvin_to_mired(max(light.kelvin_min, light.kelvin_max)),
-                        mired_max=kelvin_to_mired(min(light.kelvin_min, light.kelvin_max)),
-                    )
-                    for index, light in enumerate(lights.lights, start=1)
-                ]
-            )
-        if isinstance(lights, Zigbee2MqttLightsConfig):
-            return Zigbee2MqttLights(self.mqtt, lights)
-        assert isinstance(lights, HueLightsConfig)
-        from ambiance.devices.lights.hue import (
-            HueLights,  # phue is only imported when a room uses Hue
-        )
-
-        return HueLights(self._bridge(lights.bridge), lights.group)
-
-    def _bridge(self, address: str) -> HueBridge:
-        """Return the shared client of a bridge: rooms on one bridge share its limits.
-
-        The first room whose lights are on that bridge gives its username and timeouts;
-        without one, the username `ambiance pair` stored and the defaults are used.
-        """
-        from ambiance.devices.lights.hue import HueBridge, HueCredentials
-
-        bridge = self._bridges.get(address)
-        if bridge is None:
-            config = next(
-                (
-                    room.lights
-                    for room in self.settings.rooms.values()
-                    if isinstance(room.lights, HueLightsConfig) and room.lights.bridge == address
-                ),
-                HueLightsConfig(backend="hue", bridge=address, group="-"),
-            )
-            username = (
-                config.username.get_secret_value()
-                if config.username is not None
-                else HueCredentials(self.settings.data_dir).load(address)
-            )
-            bridge = HueBridge(
-                address,
-                username,
-                timeout=config.timeout,
-                retries=config.retries,
-                data_dir=self.settings.data_dir,
-                metrics=self.metrics,
-            )
-            self._bridges[address] = bridge
-        return bridge

@@ -114,7 +114,8 @@ def hue_room(n_lights: int) -> Any:
 
 
 def hue_settings(tmp: Path, address: str, routine: str, **extra: Any) -> Any:
-    from ambiance.config import DevicesConfig, HueLightsConfig, RoomConfig, Settings
+    from ambiance.config import DevicesConfig, RoomConfig, Settings
+    from ambiance.devices.lights.hue_backend import HueLightsConfig
 
     room_extra = extra.pop("room", {})
     return Settings(
@@ -614,7 +615,7 @@ async def _api(ctx: Ctx) -> None:
     core = Ambiance(Settings(data_dir=ctx.tmp / "api"))
     async with core:
         core.room("bedroom").start_spa()
-        payload = core.room("bedroom").view()
+        payload = core.room("bedroom").view().model_dump(mode="json")
         sample = json.loads(json.dumps(payload, default=str))
         bare = FastAPI()
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ambiance.config import DevicesConfig, HueLightsConfig, RoomConfig, Settings, load_settings
-from ambiance.devices.distractions import HueDistraction
+from ambiance.config import DevicesConfig, RoomConfig, Settings, load_settings
+from ambiance.devices.lights.hue_backend import HueDistraction, HueLightsConfig
 from ambiance.errors import ConfigError
 from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
@@ -58,7 +58,7 @@ async def test_hue_distractions_off_then_only_those_back_on(tmp_path: Path) -> N
             assert emu.state("7")["on"] is False
             assert emu.state("8")["on"] is False
             assert emu.count("PUT", "/lights/8/state") == 0  # already off: left alone
-            view = room.view()["distractions"]
+            view = room.view().model_dump(mode="json")["distractions"]
             assert view["off"] is True
             room.stop_session()
             assert await room.settle(5)

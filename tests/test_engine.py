@@ -310,7 +310,7 @@ def test_view_reports_stage_and_times() -> None:
     session, clock = start()
     session.next()
     clock.advance(20)
-    view = session.view()
+    view = session.view().model_dump(mode="json")
     assert view["status"] == "running"
     assert view["stage"]["name"] == "a"
     assert view["stage"]["remaining"] == 40

@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 from ambiance.config import RoomConfig, Settings
 from ambiance.core.profiles import Profile
 from ambiance.core.room import Room
+from ambiance.core.views import RoomView
 from ambiance.doors.mqtt_api import ALL_ACTIONS, COMMAND_LIMIT, parse_command, run_command
 from ambiance.errors import AmbianceError, InvalidInput
 from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
-from api.schemas import RoomView
 from tests.helpers import make_library
 from tests.mosquitto import Mosquitto, Received, Subscriber
 from tests.mqtt_fixtures import mqtt_settings
@@ -137,8 +137,8 @@ async def core(tmp_path: Path) -> AsyncIterator[Ambiance]:
 
 
 def assert_consistent(room: Room) -> None:
-    RoomView.model_validate(room.view())  # the REST view still holds together
-    message = room.state_message()
+    RoomView.model_validate(room.view().model_dump())  # the REST view still holds together
+    message = room.state_message().model_dump(mode="json")
     json.dumps(message, allow_nan=False)
     session = room.session
     if session is None:

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ambiance.config import DevicesConfig, HueLightsConfig, RoomConfig, Settings
+from ambiance.config import DevicesConfig, RoomConfig, Settings
 from ambiance.core.room import Room
+from ambiance.devices.lights.hue_backend import HueLightsConfig
 from ambiance.infra.clock import FakeClock
 from ambiance.infra.store import Store
 from ambiance.service import Ambiance

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ambiance.core.events import Event, EventBus
 from ambiance.core.health import Availability
@@ -47,6 +47,12 @@ class Device(Protocol[TargetT_contra, StateT_co, SnapT]):
     async def snapshot(self) -> SnapT: ...
 
     async def restore(self, snapshot: SnapT, transition: float) -> None: ...
+
+    def dump_snapshot(self, snapshot: SnapT) -> Any:
+        """The snapshot as JSON, for the store (each device knows its own)."""
+        ...
+
+    def load_snapshot(self, data: Any) -> SnapT: ...
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,12 @@ from enum import StrEnum
 from typing import Any
 
 from ambiance.core.scenes import Routine, Scene, Stage
+from ambiance.core.status import ENDED, Status
+from ambiance.core.views import SessionView, StageView
 from ambiance.errors import Conflict, InvalidInput, NotFound
 from ambiance.infra.clock import Clock
 
 MAX_EXTEND = 3600.0
-
-
-class Status(StrEnum):
-    RUNNING = "running"
-    PAUSED = "paused"
-    FINISHED = "finished"
-    STOPPED = "stopped"
 
 
 class Reason(StrEnum):
@@ -82,7 +77,7 @@ class Session:
 
     @property
     def ended(self) -> bool:
-        return self.status in (Status.FINISHED, Status.STOPPED)
+        return self.status in ENDED
 
     @property
     def stage(self) -> Stage:
@@ -236,31 +231,31 @@ class Session:
         later = sum(s.duration or 0 for s in self.routine.stages[self.index + 1 :])
         return (self.stage_remaining(now) or 0) + later
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> SessionView:
         now = self.clock.now()
         stage = self.stage
-        return {
-            "id": self.id,
-            "routine": self.routine.name,
-            "profile": self.profile,
-            "status": self.status.value,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "stage": {
-                "index": self.index,
-                "name": stage.name,
-                "title": stage.title or stage.name,
-                "scene": stage.scene,
-                "timed": stage.timed,
-                "duration": stage.duration,
-                "tempo": stage.tempo,
-                "started_at": self.stage_started_at,
-                "remaining": self.stage_remaining(now),
-                "guidance": stage.guidance.model_dump(),
-            },
-            "total_remaining": self.total_remaining(now),
-            "stages": [s.name for s in self.routine.stages],
-        }
+        return SessionView(
+            id=self.id,
+            routine=self.routine.name,
+            profile=self.profile,
+            status=self.status,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            stage=StageView(
+                index=self.index,
+                name=stage.name,
+                title=stage.title or stage.name,
+                scene=stage.scene,
+                timed=stage.timed,
+                duration=stage.duration,
+                tempo=stage.tempo,
+                started_at=self.stage_started_at,
+                remaining=self.stage_remaining(now),
+                guidance=stage.guidance,
+            ),
+            total_remaining=self.total_remaining(now),
+            stages=[s.name for s in self.routine.stages],
+        )
 
     # --- internals ------------------------------------------------------------------
 

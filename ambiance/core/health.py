@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from ambiance.core.events import Event, EventBus
+from ambiance.core.views import DeviceHealth
 from ambiance.infra.clock import Clock
 from ambiance.infra.metrics import Metrics
 
@@ -54,14 +54,14 @@ class Availability:
     def _prefix(self) -> str:
         return f"{self.room}: " if self.room else ""  # the service's own devices have no room
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "device": self.device,
-            "kind": self.kind,
-            "available": self.available,
-            "error": self.error,
-            "since": self.since,
-        }
+    def view(self) -> DeviceHealth:
+        return DeviceHealth(
+            device=self.device,
+            kind=self.kind,
+            available=self.available,
+            error=self.error,
+            since=self.since,
+        )
 
     def _gauge(self, available: bool) -> None:
         if self.metrics is not None:
@@ -74,4 +74,4 @@ class Availability:
         self.available = available
         self.error = error
         self.since = self.clock.now()
-        self.bus.publish(Event("device.health", self.room, self.since, self.view()))
+        self.bus.publish(Event("device.health", self.room, self.since, self.view().model_dump()))

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from ambiance.config import RoomConfig
@@ -25,8 +25,11 @@ from ambiance.core.events import Event, EventBus
 from ambiance.core.people import ProfileBook
 from ambiance.core.profiles import adapt
 from ambiance.core.scenes import Library, Scene, Stage
-from ambiance.devices.lights.base import LightState, LightTarget, Snapshot, lights_view
-from ambiance.devices.music.base import MusicState, MusicTarget
+from ambiance.core.status import HealthStatus, RoomStatus
+from ambiance.core.views import DeviceHealth, RoomHealth, RoomView, SessionView, StateMessage
+from ambiance.devices.distractions import DistractionsCoordinator, distractions_view
+from ambiance.devices.lights.views import LightsCoordinator, lights_view
+from ambiance.devices.music.base import MusicCoordinator, music_view
 from ambiance.devices.phones import Phones, iso
 from ambiance.errors import AmbianceError, Conflict
 from ambiance.infra import logs
@@ -35,36 +38,6 @@ from ambiance.infra.metrics import Metrics
 from ambiance.infra.store import SessionRecord, Store
 
 log = logging.getLogger(__name__)
-
-LightsCoordinator = Coordinator[LightTarget, list[LightState], Snapshot]
-# Target: True = switched off; state: each switch; snapshot: the names that were on.
-DistractionsCoordinator = Coordinator[bool, list[dict[str, Any]], frozenset[str]]
-MusicCoordinator = Coordinator[MusicTarget, MusicState, Any]
-
-
-def _encode(device: str, snapshot: Any) -> Any:
-    """A device's snapshot as JSON for the store."""
-    if device == "lights":
-        return snapshot.to_json()
-    if device == "distractions":
-        return sorted(snapshot)
-    return snapshot  # music backends' snapshots are JSON already
-
-
-def _decode(device: str, data: Any) -> Any:
-    if device == "lights":
-        return Snapshot.from_json(data)
-    if device == "distractions":
-        return frozenset(data)
-    return data
-
-
-def _music_view(target: MusicTarget | None) -> dict[str, Any] | None:
-    if target is None:
-        return None
-    view = asdict(target)
-    view["tracks"] = list(target.tracks)
-    return view
 
 
 class Room:
@@ -97,7 +70,7 @@ class Room:
         self.bus = bus
         self.clock = clock
         self.session: Session | None = None
-        self.last_session: dict[str, Any] | None = None
+        self.last_session: SessionView | None = None
         self.scene: str | None = None
         self._target: RoomTarget | None = None
         self._cues = 0  # counts stage changes that ask the music for a chime
@@ -153,7 +126,9 @@ class Room:
         self.session = session
         for device, coordinator in self.devices.items():
             saved = snapshots.get(device)
-            coordinator.resume_session(None if saved is None else _decode(device, saved))
+            coordinator.resume_session(
+                None if saved is None else coordinator.backend.load_snapshot(saved)
+            )
         if self.phones is not None:
             self.phones.load()
         log.info(
@@ -179,7 +154,7 @@ class Room:
                     self._restored(device)
                     continue
                 log.info("%s: putting the %s back as they were", self.name, device)
-                coordinator.resume_session(_decode(device, saved))
+                coordinator.resume_session(coordinator.backend.load_snapshot(saved))
                 coordinator.end_session(transition)
             if self.phones is not None:
                 self.phones.load()
@@ -294,87 +269,70 @@ class Room:
 
     # --- views ----------------------------------------------------------------------
 
-    def health(self) -> list[dict[str, Any]]:
+    def health(self) -> list[DeviceHealth]:
         devices = [c.health.view() for c in self.coordinators]
         if self.phones is not None and self.phones.phones:
-            devices.append({**self.phones.mqtt.health.view(), "device": "phones"})
+            devices.append(self.phones.health())
         return devices
 
     @property
     def degraded(self) -> bool:
-        return not all(device["available"] for device in self.health())
+        return not all(device.available for device in self.health())
+
+    @property
+    def health_status(self) -> HealthStatus:
+        return "degraded" if self.degraded else "ok"
 
     async def settle(self, timeout: float) -> bool:
         """Wait (up to `timeout` each) until every device matches what was asked."""
         results = [await c.wait_synced(timeout) for c in self.coordinators]
         return all(results)
 
-    def state_message(self) -> dict[str, Any]:
+    def state_message(self) -> StateMessage:
         """The room's state in brief, for MQTT and Home Assistant."""
         now = self.clock.now()
         session = self.session
         stage = session.stage if session is not None else None
         stage_left = session.stage_remaining(now) if session is not None else None
         total_left = session.total_remaining(now) if session is not None else None
-        return {
-            "room": self.name,
-            "status": session.status.value if session is not None else "idle",
-            "session": session.id if session is not None else None,
-            "routine": session.routine.name if session is not None else None,
-            "profile": session.profile if session is not None else None,
-            "stage": stage.name if stage is not None else None,
-            "stage_title": (stage.title or stage.name) if stage is not None else None,
-            "stage_index": session.index if session is not None else None,
-            "stage_remaining": None if stage_left is None else round(stage_left, 1),
-            "stage_ends_at": iso(now + stage_left) if stage_left is not None else None,
-            "total_remaining": None if total_left is None else round(total_left, 1),
-            "ends_at": iso(now + total_left) if total_left is not None else None,
-            "scene": self.scene,
-            "dnd": self.phones.on if self.phones is not None else False,
-            "health": "degraded" if self.degraded else "ok",
-            "at": iso(now),
-        }
+        return StateMessage(
+            room=self.name,
+            status=RoomStatus.IDLE if session is None else RoomStatus(session.status),
+            session=session.id if session is not None else None,
+            routine=session.routine.name if session is not None else None,
+            profile=session.profile if session is not None else None,
+            stage=stage.name if stage is not None else None,
+            stage_title=(stage.title or stage.name) if stage is not None else None,
+            stage_index=session.index if session is not None else None,
+            stage_remaining=None if stage_left is None else round(stage_left, 1),
+            stage_ends_at=iso(now + stage_left) if stage_left is not None else None,
+            total_remaining=None if total_left is None else round(total_left, 1),
+            ends_at=iso(now + total_left) if total_left is not None else None,
+            scene=self.scene,
+            dnd=self.phones.on if self.phones is not None else False,
+            health=self.health_status,
+            at=iso(now) or "",
+        )
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "routine": self.config.routine,
-            "session": self.session.view() if self.session is not None else None,
-            "last_session": self.last_session,
-            "scene": self.scene,
-            "lights": {
-                "backend": self.lights.backend.kind,
-                "synced": self.lights.synced,
-                "restoring": self.lights.restoring,
-                **lights_view(self.lights.state, self.lights.desired),
-                "health": self.lights.health.view(),
-            },
-            "phones": self.phones.view() if self.phones is not None else [],
-            "music": (
-                {
-                    "backend": self.music.backend.kind,
-                    "synced": self.music.synced,
-                    "desired": _music_view(self.music.desired),
-                    "player": asdict(self.music.state) if self.music.state is not None else None,
-                }
-                if self.music is not None
-                else None
+    def view(self) -> RoomView:
+        health = self.health()
+        return RoomView(
+            name=self.name,
+            title=self.title,
+            routine=self.config.routine,
+            session=self.session.view() if self.session is not None else None,
+            last_session=self.last_session,
+            scene=self.scene,
+            lights=lights_view(self.lights),
+            phones=self.phones.view() if self.phones is not None else [],
+            music=music_view(self.music) if self.music is not None else None,
+            distractions=(
+                distractions_view(self.distractions) if self.distractions is not None else None
             ),
-            "distractions": (
-                {
-                    "synced": self.distractions.synced,
-                    "off": bool(self.distractions.desired),
-                    "devices": self.distractions.state or [],
-                }
-                if self.distractions is not None
-                else None
+            health=RoomHealth(
+                status="ok" if all(d.available for d in health) else "degraded", devices=health
             ),
-            "health": {
-                "status": "degraded" if self.degraded else "ok",
-                "devices": self.health(),
-            },
-        }
+        )
 
     # --- internals ------------------------------------------------------------------
 
@@ -461,7 +419,7 @@ class Room:
     def _count_sessions(self) -> None:
         if self.metrics is None:
             return
-        status = self.session.status.value if self.session is not None else None
+        status = self.session.status if self.session is not None else None
         if status == self._counted_status:  # most changes are stage changes: nothing new
             return
         self._counted_status = status
@@ -504,7 +462,8 @@ class Room:
         if self.store is None or session is None:
             return
         self._persist(session)  # the snapshot refers to the session: it must be stored first
-        self.store.save_snapshot(session.id, device, _encode(device, snapshot))
+        coordinator = self.devices[device]
+        self.store.save_snapshot(session.id, device, coordinator.backend.dump_snapshot(snapshot))
 
     def _restored(self, device: str) -> None:
         if self.store is not None:

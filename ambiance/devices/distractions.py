@@ -13,10 +13,13 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from ambiance.core.coordinator import Coordinator
+from ambiance.core.views import DistractionsView, DistractionView
+from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 from ambiance.errors import DeviceError, DeviceUnavailable
 
 if TYPE_CHECKING:
@@ -25,18 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class HueDistraction(_Model):
-    type: Literal["hue"]
-    light: str = Field(min_length=1, description="The Hue light's name or id.")
-    bridge: str | None = Field(default=None, description="Default: the room's Hue bridge.")
+# Target: True = switched off; state: each switch; snapshot: the names that were on.
+DistractionsCoordinator = Coordinator[bool, list[dict[str, Any]], frozenset[str]]
 
 
-class MqttDistraction(_Model):
+class MqttDistraction(BackendConfig):
     type: Literal["mqtt"]
     name: str = Field(min_length=1, max_length=64)
     command_topic: str = Field(min_length=1)
@@ -58,21 +54,15 @@ class MqttDistraction(_Model):
     get_payload: str = ""
 
 
-class Zigbee2MqttDistraction(_Model):
+class Zigbee2MqttDistraction(BackendConfig):
     type: Literal["zigbee2mqtt"]
     device: str = Field(min_length=1, description="The friendly name in Zigbee2MQTT.")
     base_topic: str = "zigbee2mqtt"
 
 
-class TasmotaDistraction(_Model):
+class TasmotaDistraction(BackendConfig):
     type: Literal["tasmota"]
     device: str = Field(min_length=1, description="The Tasmota device's topic.")
-
-
-DistractionConfig = Annotated[
-    HueDistraction | MqttDistraction | Zigbee2MqttDistraction | TasmotaDistraction,
-    Field(discriminator="type"),
-]
 
 
 def as_mqtt(
@@ -265,6 +255,12 @@ class Distractions:
     async def restore(self, snapshot: frozenset[str], transition: float) -> None:
         await self._each(lambda s: s.turn(True), names=snapshot)
 
+    def dump_snapshot(self, snapshot: frozenset[str]) -> list[str]:
+        return sorted(snapshot)
+
+    def load_snapshot(self, data: Any) -> frozenset[str]:
+        return frozenset(str(name) for name in data)
+
     async def _each(
         self,
         action: Callable[[Switch], Awaitable[None]],
@@ -286,3 +282,38 @@ class Distractions:
                 failures.append(exc)
         if failures:
             raise failures[0]
+
+
+def distractions_view(coordinator: DistractionsCoordinator) -> DistractionsView:
+    """The room's distractions as the API shows them."""
+    return DistractionsView(
+        synced=coordinator.synced,
+        off=bool(coordinator.desired),
+        devices=[DistractionView(**device) for device in coordinator.state or []],
+    )
+
+
+# --- the backends ------------------------------------------------------------------------
+
+
+def build_mqtt_switch(
+    config: MqttDistraction | Zigbee2MqttDistraction | TasmotaDistraction, context: BuildContext
+) -> MqttSwitch:
+    return MqttSwitch(context.mqtt, as_mqtt(config))
+
+
+for _name, _config, _summary in (
+    ("mqtt", MqttDistraction, "Any MQTT device with on/off payloads."),
+    ("zigbee2mqtt", Zigbee2MqttDistraction, "A plug or switch in Zigbee2MQTT."),
+    ("tasmota", TasmotaDistraction, "A Tasmota plug (cmnd/<device>/POWER)."),
+):
+    register(
+        Backend(
+            slot="distraction",
+            name=_name,
+            config=_config,
+            build=build_mqtt_switch,
+            needs_broker=True,
+            summary=_summary,
+        )
+    )

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ambiance.core.views import DeviceHealth, PhoneView
 from ambiance.infra.clock import Clock
 from ambiance.infra.mqtt import MqttConnection
 from ambiance.infra.store import Store
@@ -109,8 +110,10 @@ class Phones:
             "at": iso(self.clock.now()),
         }
 
-    def view(self) -> list[dict[str, Any]]:
-        return [
-            {"name": p.name, "mode": p.mode, "dnd": self.on, "until": iso(self.until)}
-            for p in self.phones
-        ]
+    def view(self) -> list[PhoneView]:
+        until = iso(self.until)
+        return [PhoneView(name=p.name, mode=p.mode, dnd=self.on, until=until) for p in self.phones]
+
+    def health(self) -> DeviceHealth:
+        """The phones are as reachable as the broker their messages go through."""
+        return self.mqtt.health.view().model_copy(update={"device": "phones"})

@@ -240,5 +240,8 @@ class MqttApi:
 
     def _publish_state(self, room: Room) -> None:
         self.mqtt.publish(
-            self.mqtt.topic(room.name, "state"), room.state_message(), qos=1, retain=True
+            self.mqtt.topic(room.name, "state"),
+            room.state_message().model_dump(mode="json"),
+            qos=1,
+            retain=True,
         )

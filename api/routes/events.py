@@ -13,7 +13,7 @@ from ambiance.core.events import Event
 from ambiance.service import Ambiance
 
 from ..deps import CoreDep
-from ..schemas import ERRORS, RoomView
+from ..schemas import ERRORS
 
 router = APIRouter(tags=["events"], responses={404: ERRORS[404]})
 
@@ -52,8 +52,7 @@ class RoomFrames:
         made = self._made.get(name)
         if made is not None and made[0] == changes and now - made[1] < FRAME_TTL:
             return made[2]
-        view = RoomView.model_validate(self.core.rooms[name].view())
-        text = _frame("room", view.model_dump_json())
+        text = _frame("room", self.core.rooms[name].view().model_dump_json())
         self._made[name] = (changes, now, text)
         return text
 

@@ -25,23 +25,8 @@ from ..schemas import (
 router = APIRouter(prefix="/rooms", tags=["rooms"], responses={404: ERRORS[404]})
 
 
-def _summary(view: dict[str, object]) -> RoomSummary:
-    session = view["session"]
-    assert isinstance(session, dict | None)
-    health = view["health"]
-    assert isinstance(health, dict)
-    return RoomSummary(
-        name=str(view["name"]),
-        title=str(view["title"]),
-        routine=str(view["routine"]),
-        status="idle" if session is None else session["status"],
-        stage=None if session is None else session["stage"]["name"],
-        health=health["status"],
-    )
-
-
 def _view(room: Room) -> RoomView:
-    return RoomView.model_validate(room.view())
+    return room.view()
 
 
 async def _settled(core: Ambiance, room: Room) -> RoomView:
@@ -52,7 +37,7 @@ async def _settled(core: Ambiance, room: Room) -> RoomView:
 
 @router.get("", response_model=list[RoomSummary], summary="List the rooms")
 async def list_rooms(core: CoreDep) -> list[RoomSummary]:
-    return [_summary(room.view()) for room in core.rooms.values()]
+    return [room.view().summary() for room in core.rooms.values()]
 
 
 @router.get("/{room}", response_model=RoomView, summary="Show a room: session, stage, lights")

@@ -16,19 +16,6 @@ from ..schemas import ERRORS, FeedbackResult, SessionDetail, SessionSummary
 router = APIRouter(tags=["sessions"], responses={404: ERRORS[404]})
 
 
-def _summary(record: SessionRecord) -> SessionSummary:
-    return SessionSummary(
-        id=record.id,
-        room=record.room,
-        routine=record.routine,
-        profile=record.profile,
-        status=record.status,  # type: ignore[arg-type]
-        started_at=record.started_at,
-        ended_at=record.ended_at,
-        stage=record.routine_data["routine"]["stages"][record.index]["name"],
-    )
-
-
 def _record(core: CoreDep, session_id: str) -> SessionRecord:
     record = core.store.get_session(session_id)
     if record is None:
@@ -45,14 +32,14 @@ async def list_sessions(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[SessionSummary]:
     records = core.store.history(room=room, profile=profile, limit=limit, offset=offset)
-    return [_summary(core.current(r)) for r in records]
+    return [SessionSummary.of(core.current(r)) for r in records]
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail, summary="One session")
 async def get_session(core: CoreDep, session_id: str) -> SessionDetail:
     record = _record(core, session_id)
     return SessionDetail(
-        **_summary(record).model_dump(),
+        **SessionSummary.of(record).model_dump(),
         commands=core.store.commands(session_id),
         feedback=core.store.feedback_for_session(session_id),
     )

@@ -452,7 +452,7 @@ rooms:
         assert [(c.entity, c.payload) for c in fake.sets()] == [
             ("bedroom", {"state": "ON", "brightness": 51, "color_temp": 455, "transition": 2})
         ]
-        view = room.view()["lights"]
+        view = room.view().model_dump(mode="json")["lights"]
         assert {(x["on"], x["brightness"]) for x in view["lights"]} == {(True, 20.1)}
 
         room.next()  # stage b, scene "dark": 2000 K, 5 %, 3 s
@@ -471,6 +471,6 @@ rooms:
         assert fake.exact_states() == before
         assert not room.degraded
         assert [c.entity for c in fake.sets()].count("bedroom") == 2  # restore is per light
-        view = room.view()["lights"]
+        view = room.view().model_dump(mode="json")["lights"]
         ceiling = next(x for x in view["lights"] if x["name"] == "ceiling")
         assert (ceiling["on"], ceiling["brightness"]) == (False, 70.9)

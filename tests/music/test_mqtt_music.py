@@ -11,7 +11,7 @@ import pytest
 
 from ambiance.config import DevicesConfig, RoomConfig, Settings
 from ambiance.core.scenes import Guidance, Library, LightsSpec, MusicSpec, Routine, Scene, Stage
-from ambiance.devices.music.base import MqttMusicConfig
+from ambiance.devices.music.mqtt import MqttMusicConfig
 from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from tests.mosquitto import Mosquitto, Subscriber, async_read_retained
@@ -120,7 +120,7 @@ async def test_the_room_shows_what_plays(core: Ambiance) -> None:
     room.start_spa()
     assert room.music is not None
     assert await room.music.wait_synced(5)
-    view = room.view()["music"]
+    view = room.view().model_dump(mode="json")["music"]
     assert view["backend"] == "mqtt"
     assert view["desired"]["playlist"] == "calm"
     assert view["player"]["state"] == "play"

@@ -89,6 +89,22 @@ class LightsBackend(Protocol):
         """Put each light back exactly as `snapshot` has it, fading over `transition` s."""
         ...
 
+    def dump_snapshot(self, snapshot: Snapshot) -> Any:
+        """The snapshot as JSON, for the store."""
+        ...
+
+    def load_snapshot(self, data: Any) -> Snapshot: ...
+
+
+class SnapshotsAsJson:
+    """The snapshot codec every lights backend shares: a `Snapshot` to JSON and back."""
+
+    def dump_snapshot(self, snapshot: Snapshot) -> Any:
+        return snapshot.to_json()
+
+    def load_snapshot(self, data: Any) -> Snapshot:
+        return Snapshot.from_json(data)
+
 
 def kelvin_to_mired(kelvin: float, low: int = MIRED_MIN, high: int = MIRED_MAX) -> int:
     """Convert a colour temperature to mireds, clamped to a light's range [low, high]."""
@@ -111,30 +127,3 @@ def bri_to_percent(bri: int) -> float:
 def seconds_to_transitiontime(seconds: float) -> int:
     """Convert seconds to Hue's transitiontime (100 ms steps, a uint16)."""
     return max(0, min(TRANSITION_MAX, round(seconds * 10)))
-
-
-def lights_view(lights: list[LightState] | None, desired: LightTarget | None) -> dict[str, Any]:
-    """The room's lights as the API shows them."""
-    return {
-        "desired": (
-            {
-                "on": desired.on,
-                "brightness": desired.brightness,
-                "kelvin": desired.kelvin,
-                "transition": desired.transition,
-            }
-            if desired is not None
-            else None
-        ),
-        "lights": [
-            {
-                "id": light.id,
-                "name": light.name,
-                "on": light.on,
-                "brightness": light.brightness,
-                "kelvin": light.kelvin,
-                "reachable": light.reachable,
-            }
-            for light in lights or []
-        ],
-    }

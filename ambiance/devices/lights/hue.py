@@ -33,6 +33,7 @@ from ambiance.devices.lights.base import (
     LightTarget,
     SavedLight,
     Snapshot,
+    SnapshotsAsJson,
     bri_to_percent,
     kelvin_to_mired,
     mired_to_kelvin,
@@ -446,7 +447,7 @@ def _resources(reply: Any, bridge: HueBridge, what: str) -> dict[str, Any]:
     raise BridgeBusy(f"the Hue bridge at {bridge.address} sent {what} in a shape it never sends")
 
 
-class HueLights:
+class HueLights(SnapshotsAsJson):
     """The lights of one room: one Hue group on a (shared) bridge."""
 
     kind = "hue"

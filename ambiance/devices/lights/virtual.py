@@ -4,17 +4,22 @@ mireds clamped to each light's range) so that a demo shows what a real room woul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
 
 from ambiance.devices.lights.base import (
     LightState,
     LightTarget,
     SavedLight,
     Snapshot,
+    SnapshotsAsJson,
     bri_to_percent,
     kelvin_to_mired,
     mired_to_kelvin,
     percent_to_bri,
 )
+from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 
 
 @dataclass
@@ -38,7 +43,7 @@ class VirtualLight:
         )
 
 
-class VirtualLights:
+class VirtualLights(SnapshotsAsJson):
     kind = "virtual"
 
     def __init__(self, lights: list[VirtualLight]) -> None:
@@ -83,3 +88,56 @@ class VirtualLights:
             light.bri = int(saved.state["bri"])
             light.ct = int(saved.state["ct"])
             light.transition = transition
+
+
+# --- the backend ---------------------------------------------------------------------------
+
+
+class VirtualLightConfig(BackendConfig):
+    name: str = Field(min_length=1, max_length=64)
+    kelvin_min: int = Field(default=2000, ge=1000, le=10000)
+    kelvin_max: int = Field(default=6500, ge=1000, le=10000)
+
+
+class VirtualLightsConfig(BackendConfig):
+    backend: Literal["virtual"] = "virtual"
+    lights: list[VirtualLightConfig] = Field(
+        default_factory=lambda: [
+            VirtualLightConfig(name=n)
+            for n in ("ceiling", "bedside left", "bedside right", "floor lamp")
+        ],
+        min_length=1,
+    )
+
+    @field_validator("lights", mode="before")
+    @classmethod
+    def _names_are_enough(cls, value: Any) -> Any:
+        # `lights: [ceiling, lamp]` is the short form of `[{name: ceiling}, {name: lamp}]`.
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+def build(config: VirtualLightsConfig, context: BuildContext) -> VirtualLights:
+    return VirtualLights(
+        [
+            VirtualLight(
+                id=str(index),
+                name=light.name,
+                mired_min=kelvin_to_mired(max(light.kelvin_min, light.kelvin_max)),
+                mired_max=kelvin_to_mired(min(light.kelvin_min, light.kelvin_max)),
+            )
+            for index, light in enumerate(config.lights, start=1)
+        ]
+    )
+
+
+register(
+    Backend(
+        slot="lights",
+        name="virtual",
+        config=VirtualLightsConfig,
+        build=build,
+        summary="In-memory lights that behave like Hue's: the default, no hardware needed.",
+    )
+)

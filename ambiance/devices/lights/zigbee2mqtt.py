@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, Self, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ambiance.devices.lights.base import (
     MIRED_MAX,
@@ -28,12 +28,14 @@ from ambiance.devices.lights.base import (
     LightTarget,
     SavedLight,
     Snapshot,
+    SnapshotsAsJson,
     bri_to_percent,
     kelvin_to_mired,
     mired_to_kelvin,
     percent_to_bri,
     seconds_to_transitiontime,
 )
+from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 from ambiance.errors import DeviceUnavailable
 from ambiance.infra.mqtt import Message, MqttConnection
 
@@ -63,10 +65,8 @@ def _topic_part(value: str, what: str) -> str:
     return value
 
 
-class Zigbee2MqttLightsConfig(BaseModel):
+class Zigbee2MqttLightsConfig(BackendConfig):
     """A room's lights in Zigbee2MQTT: its friendly names, and the group that holds them."""
-
-    model_config = ConfigDict(extra="forbid")
 
     backend: Literal["zigbee2mqtt"]
     base_topic: str = Field(default="zigbee2mqtt", description="Zigbee2MQTT's `mqtt.base_topic`.")
@@ -185,7 +185,7 @@ def _seconds(seconds: float) -> float:
 # --- the backend -------------------------------------------------------------------------
 
 
-class Zigbee2MqttLights:
+class Zigbee2MqttLights(SnapshotsAsJson):
     """The lights of one room in Zigbee2MQTT, driven through the service's MQTT connection."""
 
     kind = "zigbee2mqtt"
@@ -498,3 +498,19 @@ class Zigbee2MqttLights:
                 self.echo_wait,
                 where,
             )
+
+
+def build(config: Zigbee2MqttLightsConfig, context: BuildContext) -> Zigbee2MqttLights:
+    return Zigbee2MqttLights(context.mqtt, config)
+
+
+register(
+    Backend(
+        slot="lights",
+        name="zigbee2mqtt",
+        config=Zigbee2MqttLightsConfig,
+        build=build,
+        needs_broker=True,
+        summary="Zigbee lights through Zigbee2MQTT: one group command per change.",
+    )
+)

@@ -7,10 +7,14 @@ coordinator hands the newest target to the backend, which converges to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
+
+from ambiance.core.coordinator import Coordinator
+from ambiance.core.views import MusicView, MusicWanted, PlayerView
+from ambiance.devices.registry import Backend, BackendConfig, register
 
 # --- what is asked ------------------------------------------------------------------------
 
@@ -77,19 +81,22 @@ class MusicBackend(Protocol):
         """Fade out, then put back what `snapshot` recorded (or stop, as configured)."""
         ...
 
+    def dump_snapshot(self, snapshot: Any) -> Any: ...
+
+    def load_snapshot(self, data: Any) -> Any: ...
+
+
+MusicCoordinator = Coordinator[MusicTarget, MusicState, Any]
+
 
 # --- settings -----------------------------------------------------------------------------
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NoMusicConfig(_Model):
+class NoMusicConfig(BackendConfig):
     backend: Literal["none"] = "none"
 
 
-class MpdMusicConfig(_Model):
+class MpdMusicConfig(BackendConfig):
     """MPD, or Mopidy's MPD frontend."""
 
     backend: Literal["mpd"]
@@ -113,10 +120,26 @@ class MpdMusicConfig(_Model):
     )
 
 
-class MqttMusicConfig(_Model):
-    """Hand the music over to another player: Home Assistant, Node-RED, Sonos, Spotify."""
+def music_view(coordinator: MusicCoordinator) -> MusicView:
+    """The room's music as the API shows it."""
+    desired = coordinator.desired
+    state = coordinator.state
+    return MusicView(
+        backend=coordinator.health.kind,
+        synced=coordinator.synced,
+        desired=None
+        if desired is None
+        else MusicWanted(**{**asdict(desired), "tracks": list(desired.tracks)}),
+        player=None if state is None else PlayerView(**asdict(state)),
+    )
 
-    backend: Literal["mqtt"]
 
-
-MusicConfig = NoMusicConfig | MpdMusicConfig | MqttMusicConfig
+register(
+    Backend(
+        slot="music",
+        name="none",
+        config=NoMusicConfig,
+        build=lambda config, context: None,
+        summary="No music: the scenes' music is left out.",
+    )
+)

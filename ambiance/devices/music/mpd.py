@@ -586,6 +586,12 @@ class MpdMusic:
                 return
             await self._idle(["player"], min(remaining, IDLE_POLL))
 
+    def dump_snapshot(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        return snapshot  # MpdSnapshot's JSON already
+
+    def load_snapshot(self, data: Any) -> dict[str, Any]:
+        return dict(data)
+
     async def snapshot(self) -> dict[str, Any]:
         """`MpdSnapshot.to_json()`: JSON, for the store."""
         status = await self._status()

@@ -9,10 +9,11 @@ back what was playing (Home Assistant's `scene.create` snapshot does that well).
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from ambiance.devices.music.base import MusicState, MusicTarget
 from ambiance.devices.phones import iso
+from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 from ambiance.errors import DeviceUnavailable
 from ambiance.infra.clock import Clock
 from ambiance.infra.mqtt import MqttConnection
@@ -71,3 +72,31 @@ class MqttMusic:
 
     async def restore(self, snapshot: dict[str, Any], transition: float) -> None:
         self._publish({"state": "restore", "fade": transition})
+
+    def dump_snapshot(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        return snapshot  # JSON already
+
+    def load_snapshot(self, data: Any) -> dict[str, Any]:
+        return dict(data)
+
+
+class MqttMusicConfig(BackendConfig):
+    """Hand the music over to another player: Home Assistant, Node-RED, Sonos, Spotify."""
+
+    backend: Literal["mqtt"]
+
+
+def build(config: MqttMusicConfig, context: BuildContext) -> MqttMusic:
+    return MqttMusic(context.room, context.mqtt, context.clock)
+
+
+register(
+    Backend(
+        slot="music",
+        name="mqtt",
+        config=MqttMusicConfig,
+        build=build,
+        needs_broker=True,
+        summary="What the stage wants, handed over on MQTT for an automation to play.",
+    )
+)
