@@ -1,11 +1,13 @@
 """The service: settings, scenes, rooms and their devices, started and stopped together.
 
-Both doors (the HTTP API, and later MQTT) hold one `Ambiance` and call into its rooms.
+The HTTP API holds one `Ambiance`; the MQTT doors see it through the narrow `Core`
+(core/facade.py) that it meets.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import TracebackType
 
 from ambiance import __version__
@@ -21,6 +23,7 @@ from ambiance.devices.lights.views import LightsCoordinator
 from ambiance.devices.music.base import MusicCoordinator
 from ambiance.devices.phones import Phones
 from ambiance.devices.registry import BuildContext, SharedClients, registry
+from ambiance.doors.base import Door
 from ambiance.doors.discovery import Discovery
 from ambiance.doors.mqtt_api import MqttApi
 from ambiance.errors import ConfigError, NotFound
@@ -70,7 +73,8 @@ class Ambiance:
         self.profiles = ProfileBook(self.store, self.clock)
         self.mqtt = MqttConnection(settings.mqtt, self.bus, self.clock, metrics=self.metrics)
         self.mqtt_api = MqttApi(self, self.mqtt)
-        self.discovery = Discovery(self, self.mqtt, settings.mqtt.discovery_prefix)
+        self.discovery = Discovery(self, self.mqtt)
+        self.doors: list[Door] = [self.mqtt_api, self.discovery]  # started in this order
         # Clients several rooms share (the MQTT connection, each Hue bridge): started before
         # the rooms, in the order they were made, and stopped after them.
         self.shared = SharedClients()
@@ -89,15 +93,15 @@ class Ambiance:
             await room.start()
         self._pick_up_sessions()
         self._put_back_leftovers()
-        await self.mqtt_api.start()
-        await self.discovery.start()
+        for door in self.doors:
+            await door.start()
         log.info("ambiance %s: rooms %s", __version__, ", ".join(self.rooms))
 
     async def stop(self) -> None:
         for room in self.rooms.values():
             await room.stop(self.settings.devices.shutdown_timeout)
-        await self.discovery.stop()
-        await self.mqtt_api.stop()
+        for door in reversed(self.doors):
+            await door.stop()
         await self.shared.stop()
         self.store.close()
 
@@ -155,6 +159,14 @@ class Ambiance:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    @property
+    def version(self) -> str:
+        return __version__
 
     def room(self, name: str) -> Room:
         try:

@@ -16,7 +16,7 @@ from ambiance.infra.auth import TokenStore
 from ambiance.service import Ambiance
 
 from . import auth, errors
-from .routes import events, health, metrics, profiles, rooms, routines, scenes, sessions
+from .routes import commands, events, health, metrics, profiles, rooms, routines, scenes, sessions
 
 API_PREFIX = "/api/v1"
 WEB = Path(__file__).parent / "web"  # the phone app: static files, no build step
@@ -68,7 +68,10 @@ def create_app(
     # Everything but health needs the token when one is required (api/auth.py);
     # the event stream also takes it as ?access_token= (EventSource sends no headers).
     app.include_router(health.router, prefix=API_PREFIX)
-    for module in (rooms, scenes, routines, profiles, sessions):
+    app.include_router(rooms.router, prefix=API_PREFIX, **auth.guard(app))
+    # The rooms' commands: made from the command table as it is now.
+    app.include_router(commands.command_router(), prefix=API_PREFIX, **auth.guard(app))
+    for module in (scenes, routines, profiles, sessions):
         app.include_router(module.router, prefix=API_PREFIX, **auth.guard(app))
     app.include_router(events.router, prefix=API_PREFIX, **auth.guard(app, query=True))
     # Prometheus scrapes /metrics at the root, behind the same token rule (a bearer token).

@@ -1,7 +1,8 @@
 """Request bodies and the error shape, with examples for the OpenAPI page.
 
 The views the API answers (rooms, sessions, health) are the core's own models
-(`ambiance.core.views`): declared once, for every door."""
+(`ambiance.core.views`), and the room commands' bodies are their arguments in the command
+table (`ambiance.core.commands`): declared once, for every door."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ambiance.core.profiles import Profile
-from ambiance.core.scenes import NAME_PATTERN
 from ambiance.core.views import (
     Health,
     RoomSummary,
@@ -18,54 +18,6 @@ from ambiance.core.views import (
     SessionDetail,
     SessionSummary,
 )
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-# --- requests ---------------------------------------------------------------------------
-
-
-class SpaRequest(_Body):
-    routine: str | None = Field(
-        default=None,
-        description="Routine to run; the room's default if left out.",
-        examples=["classic"],
-    )
-    profile: str | None = Field(
-        default=None,
-        pattern=NAME_PATTERN,
-        description="Whom the massage is for.",
-        examples=["sam"],
-    )
-
-
-class GotoRequest(_Body):
-    stage: str = Field(examples=["petrissage"])
-
-
-class ExtendRequest(_Body):
-    seconds: float = Field(default=60, gt=0, le=3600, examples=[120])
-
-
-class StageRequest(_Body):
-    stage: str = Field(examples=["friction"])
-    remaining: float | None = Field(
-        default=None,
-        gt=0,
-        le=86400,
-        description="Seconds left in the stage, by the other app's timer; "
-        "left out: the stage's full duration.",
-        examples=[90],
-    )
-
-
-class SceneRequest(_Body):
-    scene: str = Field(examples=["rest"])
-
-
-Action = Literal["pause", "resume", "next", "previous", "stop"]
 
 # --- responses --------------------------------------------------------------------------
 

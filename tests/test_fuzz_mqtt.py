@@ -22,10 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ambiance.config import RoomConfig, Settings
+from ambiance.core import commands
 from ambiance.core.profiles import Profile
 from ambiance.core.room import Room
 from ambiance.core.views import RoomView
-from ambiance.doors.mqtt_api import ALL_ACTIONS, COMMAND_LIMIT, parse_command, run_command
+from ambiance.doors.mqtt_api import COMMAND_LIMIT, parse_command, run_command
 from ambiance.errors import AmbianceError, InvalidInput
 from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.anyio
 
 STAGES = ["prepare", "a", "b", "c", "nowhere", "", "A", "a" * 65]
 SCENES = ["warm", "dim", "dark", "disco", ""]
+ALL_ACTIONS = commands.names()
 ROUTINES = ["quick", "timed", "classic", None, ""]
 
 # --- strategies ----------------------------------------------------------------------

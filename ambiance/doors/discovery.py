@@ -27,17 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ambiance import __version__
+from ambiance.core import commands
 from ambiance.infra.jsonfile import write_json_atomic
 from ambiance.infra.mqtt import OFFLINE, ONLINE, Message, MqttConnection
 
 if TYPE_CHECKING:
+    from ambiance.core.facade import Core
     from ambiance.core.room import Room
-    from ambiance.service import Ambiance
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PREFIX = "homeassistant"
 RECORD_FILE = "discovery.json"
 RECORD_VERSION = 1
 MANUFACTURER = "ambiance"
@@ -48,7 +47,6 @@ MODEL = "Spa mode"
 # select take for "unknown"; an empty rendering would be ignored and keep a stale value.
 SWITCH_STATE = "{{ 'ON' if value_json.status in ('running', 'paused') else 'OFF' }}"
 SELECT_STATE = "{{ value_json.stage or 'None' }}"
-SELECT_COMMAND = '{"action":"goto","stage":"{{ value }}"}'
 STAGE_TITLE = "{{ value_json.stage_title or 'idle' }}"
 # Home Assistant counts a timestamp down by itself. While paused nothing ends (the state
 # message's end times would be "now + what is left" and go stale), and during an untimed
@@ -66,8 +64,15 @@ PROBLEM = "{{ 'ON' if value_json.health == 'degraded' else 'OFF' }}"
 STATUSES = ["idle", "running", "paused"]
 
 
-def _command(action: str) -> str:
-    return json.dumps({"action": action}, separators=(",", ":"))
+def _command(action: str, **arguments: str) -> str:
+    """The MQTT door's command, by its name in the command table."""
+    if commands.get(action) is None:
+        raise ValueError(f"no command named {action!r}")
+    return json.dumps({"action": action, **arguments}, separators=(",", ":"))
+
+
+def _select_command() -> str:
+    return _command("goto", stage="{{ value }}")  # Home Assistant fills in the option
 
 
 def node_id(base_topic: str, room: str) -> str:
@@ -107,16 +112,19 @@ def _topics(value: Any) -> set[str]:
 class Discovery:
     """Publishes (and withdraws) the Home Assistant entities of every room."""
 
-    def __init__(self, core: Ambiance, mqtt: MqttConnection, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, core: Core, mqtt: MqttConnection) -> None:
         self.core = core
         self.mqtt = mqtt
-        self.prefix = prefix
         self._record = _Record()
         self._unsubscribers: list[Callable[[], None]] = []
 
     @property
+    def prefix(self) -> str:
+        return self.mqtt.settings.discovery_prefix
+
+    @property
     def path(self) -> Path:
-        return self.core.settings.data_dir / RECORD_FILE
+        return self.core.data_dir / RECORD_FILE
 
     @property
     def status_topic(self) -> str:
@@ -154,7 +162,7 @@ class Discovery:
 
     def room_configs(self, room: Room) -> dict[str, dict[str, Any]]:
         node = node_id(self.mqtt.settings.base_topic, room.name)
-        version = __version__
+        version = self.core.version
         command_topic = self.mqtt.topic(room.name, "cmd")
         state_topic = self.mqtt.topic(room.name, "state")
         # The default routine's stages first, then any other routine's, so that a session
@@ -218,34 +226,23 @@ class Discovery:
                 "Stage",
                 "mdi:format-list-numbered",
                 command_topic=command_topic,
-                command_template=SELECT_COMMAND,
+                command_template=_select_command(),
                 options=stages,
                 state_topic=state_topic,
                 value_template=SELECT_STATE,
             ),
-            entity(
-                "button",
-                "next",
-                "Next",
-                "mdi:skip-next",
-                command_topic=command_topic,
-                payload_press=_command("next"),
-            ),
-            entity(
-                "button",
-                "previous",
-                "Previous",
-                "mdi:skip-previous",
-                command_topic=command_topic,
-                payload_press=_command("previous"),
-            ),
-            entity(
-                "button",
-                "pause_resume",
-                "Pause/resume",
-                "mdi:play-pause",
-                command_topic=command_topic,
-                payload_press=_command("toggle_pause"),
+            # One button per command the table gives one (next, previous, pause/resume).
+            *(
+                entity(
+                    "button",
+                    command.button.object_id,
+                    command.button.name,
+                    command.button.icon,
+                    command_topic=command_topic,
+                    payload_press=_command(command.name),
+                )
+                for command in commands.table()
+                if command.button is not None
             ),
             # Named apart from the select "Stage", so the two read differently in lists.
             entity(

@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, create_model
 
+from ambiance.core import commands
 from ambiance.core.events import Event
-from ambiance.core.scenes import NAME_PATTERN
 from ambiance.devices.phones import iso
 from ambiance.errors import AmbianceError, InvalidInput
 
 if TYPE_CHECKING:
+    from ambiance.core.facade import Core
     from ambiance.core.room import Room
     from ambiance.infra.mqtt import Message, MqttConnection
-    from ambiance.service import Ambiance
 
 log = logging.getLogger(__name__)
 
@@ -32,51 +32,47 @@ SHOWN = 200  # characters of a bad command echoed back in the error
 STATE_EVENTS = ("session.", "stage.", "room.", "device.health")
 
 
-class _Command(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CommandMessage(commands.Arguments):
+    """What every command message has besides its arguments."""
+
+    action: str
     id: str | None = Field(default=None, max_length=64, description="Echoed in errors.")
 
 
-class Start(_Command):
-    action: Literal["start"]
-    routine: str | None = None
-    profile: str | None = Field(default=None, pattern=NAME_PATTERN)
+def _message_model(command: commands.Command[Any]) -> type[CommandMessage]:
+    """The command's arguments with `action` (its name, the union's tag) and `id`."""
+    return create_model(
+        f"{command.name}_message",
+        __base__=(command.args, CommandMessage),
+        action=(cast(Any, Literal)[command.name], ...),
+    )
 
 
-class Simple(_Command):
-    action: Literal["stop", "pause", "resume", "toggle_pause", "next", "previous"]
+class _Parser:
+    """The discriminated union of the table's commands, made again when the table changes."""
+
+    def __init__(self) -> None:
+        self._table: tuple[commands.Command[Any], ...] = ()
+        self._adapter: TypeAdapter[CommandMessage] | None = None
+
+    def adapter(self) -> TypeAdapter[CommandMessage]:
+        table = commands.table()
+        if self._adapter is None or table is not self._table:
+            models = tuple(_message_model(command) for command in table)
+            union: Any = Annotated[cast(Any, Union)[models], Field(discriminator="action")]
+            self._adapter = TypeAdapter(union)
+            self._table = table
+        return self._adapter
 
 
-class Goto(_Command):
-    action: Literal["goto"]
-    stage: str
+_parser = _Parser()
 
 
-class SetStage(_Command):
-    action: Literal["set_stage"]
-    stage: str
-    remaining: float | None = Field(default=None, gt=0, le=86400)
+def _unknown_action() -> str:
+    return f"unknown action; known: {', '.join(commands.names())}"
 
 
-class Extend(_Command):
-    action: Literal["extend"]
-    seconds: float = Field(default=60, gt=0, le=3600)
-
-
-class ApplyScene(_Command):
-    action: Literal["scene"]
-    scene: str
-
-
-Command = Annotated[
-    Start | Simple | Goto | SetStage | Extend | ApplyScene, Field(discriminator="action")
-]
-_commands: TypeAdapter[Command] = TypeAdapter(Command)
-SIMPLE_ACTIONS = ("start", "stop", "pause", "resume", "toggle_pause", "next", "previous")
-ALL_ACTIONS = (*SIMPLE_ACTIONS, "goto", "set_stage", "extend", "scene")
-
-
-def parse_command(payload: bytes) -> Command:
+def parse_command(payload: bytes) -> CommandMessage:
     """Parse one command; raise InvalidInput saying what is wrong."""
     if len(payload) > COMMAND_LIMIT:
         raise InvalidInput(
@@ -86,7 +82,8 @@ def parse_command(payload: bytes) -> Command:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise InvalidInput("command is not UTF-8 text") from None
-    if text in SIMPLE_ACTIONS:
+    bare = commands.get(text)
+    if bare is not None and bare.takes_bare_word:
         data: Any = {"action": text}
     else:
         try:
@@ -98,13 +95,13 @@ def parse_command(payload: bytes) -> Command:
     if not isinstance(data, dict):
         raise InvalidInput('command must be a JSON object like {"action": "next"}')
     try:
-        return _commands.validate_python(data)
+        return _parser.adapter().validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"][1:] or first["loc"])
         message = str(first["msg"])
         if first["type"] == "union_tag_invalid":
-            message = f"unknown action; known: {', '.join(ALL_ACTIONS)}"
+            message = _unknown_action()
         elif first["type"] == "union_tag_not_found":
             message = "the command needs an `action`"
         raise InvalidInput(f"{where}: {message}" if where else message) from None
@@ -124,39 +121,18 @@ def _id_of(payload: bytes) -> str | None:
     return found if isinstance(found, str) and len(found) <= 64 else None
 
 
-def run_command(room: Room, command: Command) -> None:
+def run_command(room: Room, message: CommandMessage) -> None:
     """Carry out a parsed command on a room (raises NotFound, Conflict, InvalidInput)."""
-    match command:
-        case Start():
-            room.start_spa(routine=command.routine, profile=command.profile)
-        case Goto():
-            room.goto(command.stage)
-        case SetStage():
-            room.set_stage(command.stage, command.remaining)
-        case Extend():
-            room.extend(command.seconds)
-        case ApplyScene():
-            room.apply_scene(command.scene)
-        case Simple(action="toggle_pause"):
-            if room.session is not None and room.session.status.value == "paused":
-                room.resume()
-            else:
-                room.pause()
-        case Simple():
-            actions = {
-                "stop": room.stop_session,
-                "pause": room.pause,
-                "resume": room.resume,
-                "next": room.next,
-                "previous": room.previous,
-            }
-            actions[command.action]()
+    command = commands.get(message.action)
+    if command is None:  # taken out of the table since it was parsed
+        raise InvalidInput(_unknown_action())
+    command.run(room, message)  # the message is an instance of the command's arguments
 
 
 class MqttApi:
     """Subscribes to every room's commands and publishes every room's state."""
 
-    def __init__(self, core: Ambiance, mqtt: MqttConnection) -> None:
+    def __init__(self, core: Core, mqtt: MqttConnection) -> None:
         self.core = core
         self.mqtt = mqtt
         self._unsubscribers: list[Any] = []
