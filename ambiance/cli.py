@@ -1,4 +1,8 @@
-"""`ambiance serve | token | check | pair | chime`."""
+"""`ambiance serve | token | check | pair | chime`.
+
+`serve` (HTTP) lives in the web package, api/serve.py: it is found through the
+`ambiance.commands` entry point group, so the core imports no web framework.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,36 @@ import asyncio
 import logging
 import socket
 import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ambiance import __version__
 from ambiance.config import Settings, load_settings
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
 from ambiance.errors import AmbianceError, ConfigError
-from ambiance.infra import logs
-from ambiance.infra.auth import TokenStore, page_link, token_required
+from ambiance.infra.auth import TokenStore, page_link
 from ambiance.service import check_rooms
+
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subcommands = argparse._SubParsersAction
 
 log = logging.getLogger("ambiance")
 
+# Entry points in this group are functions that add a subcommand: register(subcommands).
+COMMANDS_GROUP = "ambiance.commands"
 
-def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+
+def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(
         getattr(args, "config", None), data_dir=getattr(args, "data_dir", None), **overrides
     )
 
 
-def _library(settings: Settings, extra: list[Path] | None = None) -> Library:
+def library(settings: Settings, extra: list[Path] | None = None) -> Library:
     return load_library([builtin_scenes_dir(), *settings.scenes, *(extra or [])])
 
 
@@ -38,10 +51,10 @@ def _fail(exc: AmbianceError) -> int:
     return 1
 
 
-# --- serve ------------------------------------------------------------------------------
+# --- shared with the subcommands from entry points (api/serve.py) -------------------------
 
 
-def _urls(host: str, port: int) -> tuple[str, str | None]:
+def urls(host: str, port: int) -> tuple[str, str | None]:
     """Return the URL to open here, and one for a phone on the LAN if we listen there."""
     if host in ("0.0.0.0", "::", ""):
         return f"http://127.0.0.1:{port}/", f"http://{socket.gethostname()}:{port}/"
@@ -49,70 +62,24 @@ def _urls(host: str, port: int) -> tuple[str, str | None]:
     return f"http://{shown}:{port}/", None
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-    import uvicorn.config
-
-    from ambiance.infra.memory import freeze_startup_objects
-    from ambiance.service import Ambiance
-    from api.app import create_app
-
-    settings = _settings(
-        args, host=args.host, port=args.port, log_level=args.log_level, log_format=args.log_format
-    )
-    library = _library(settings)  # fail here, with the file and field, before binding
-    check_rooms(settings, library)
-    json_logs = settings.log_format == "json"
-    logs.setup(settings.log_level, json=json_logs)
-    # The API token: made on the first start and shown that once (only its hash is kept).
-    new_token = TokenStore(settings.data_dir).ensure()
-    core = Ambiance(settings, library=library)
-    app = create_app(core, manage_core=True)
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                port = self.servers[0].sockets[0].getsockname()[1] if self.servers else args.port
-                here, lan = _urls(settings.host, port)
-                print(f"ambiance {__version__} is running: open {here}", flush=True)
-                if lan:
-                    print(f"  from a phone on this network: {lan}", flush=True)
-                print(f"  API and its docs: {here}docs", flush=True)
-                if new_token is not None:
-                    _show_new_token(lan or here, new_token, settings)
-                freeze_startup_objects()  # the core is up: its rooms live as long as we do
-
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        # JSON: uvicorn's loggers go to our handler too (log_config=None leaves them be).
-        log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
-    )
-    Server(config).run()
-    return 0
+def common(parser: argparse.ArgumentParser) -> None:
+    """The options every subcommand that reads the config takes."""
+    parser.add_argument("--config", type=Path, help="YAML config file (or $AMBIANCE_CONFIG)")
+    parser.add_argument("--data-dir", type=Path, help="where ambiance keeps its data")
 
 
-def _show_new_token(url: str, token: str, settings: Settings) -> None:
-    """Print a new API token, the one time it can be seen (to stdout, never to a log)."""
-    needed = token_required(settings.auth, settings.host)
-    print("  A new API token was made; it is shown this once (only its hash is kept).", flush=True)
-    print(f"  Open the page logged in: {page_link(url, token)}", flush=True)
-    print(f"  Or send: Authorization: Bearer {token}", flush=True)
-    if not needed:
-        print(
-            "  (Not needed while ambiance listens on loopback only; see auth.required.)", flush=True
-        )
-    print("  Lost it? ambiance token --reset makes a new one.", flush=True)
+def _plugged_in(sub: Subcommands) -> None:
+    """Add the subcommands other packages declare (`serve`, by api/ through pyproject.toml)."""
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        register: Callable[[Subcommands], None] = entry.load()
+        register(sub)
 
 
 # --- token ------------------------------------------------------------------------------
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     store = TokenStore(settings.data_dir)
     if not args.reset:
         state = "exists" if store.exists() else "does not exist yet (ambiance serve makes it)"
@@ -120,7 +87,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         print("The token itself is not kept; ambiance token --reset makes a new one.")
         return 0
     token = store.reset()
-    url, _ = _urls(settings.host, settings.port)
+    url, _ = urls(settings.host, settings.port)
     print("A new API token; the old one no longer works. It is shown this once:")
     print(f"  {token}")
     print(f"Open the page logged in: {page_link(url, token)}")
@@ -132,12 +99,12 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    library = _library(settings, args.scenes)
-    check_rooms(settings, library)
+    settings = settings_from(args)
+    found = library(settings, args.scenes)
+    check_rooms(settings, found)
     print(
-        f"ok: {len(settings.rooms)} room(s), {len(library.scenes)} scene(s), "
-        f"{len(library.routines)} routine(s)"
+        f"ok: {len(settings.rooms)} room(s), {len(found.scenes)} scene(s), "
+        f"{len(found.routines)} routine(s)"
     )
     return 0
 
@@ -148,7 +115,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_pair(args: argparse.Namespace) -> int:
     from ambiance.devices.lights.hue import HueCredentials, pair
 
-    settings = _settings(args)
+    settings = settings_from(args)
     print(f"Pairing with the Hue bridge at {args.bridge}.")
     print("Press the round link button on top of the bridge now.")
 
@@ -191,20 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ambiance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", type=Path, help="YAML config file (or $AMBIANCE_CONFIG)")
-        p.add_argument("--data-dir", type=Path, help="where ambiance keeps its data")
-
-    serve = sub.add_parser("serve", help="run the service")
-    common(serve)
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8321; 0: any free)")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    serve.add_argument(
-        "--log-format", choices=["text", "json"], help="text (default) or JSON lines"
-    )
-    serve.set_defaults(func=cmd_serve)
+    _plugged_in(sub)  # first: `serve` leads the list, as it always has
 
     token = sub.add_parser("token", help="the API token: --reset makes a new one, shown once")
     common(token)
