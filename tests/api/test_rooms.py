@@ -130,6 +130,16 @@ async def test_every_command(api: Api) -> None:
     assert "no session is running in 'bedroom'" in r.json()["error"]["message"]
 
 
+async def test_toggle_pause_over_rest_as_over_mqtt(api: Api) -> None:
+    r = await api.client.post(f"{ROOM}/session/toggle_pause")
+    assert r.status_code == 409  # no session: nothing to pause
+    await api.client.post(f"{ROOM}/spa", json={"routine": "timed"})
+    body = (await api.client.post(f"{ROOM}/session/toggle_pause")).json()
+    assert body["session"]["status"] == "paused"
+    body = (await api.client.post(f"{ROOM}/session/toggle_pause")).json()
+    assert body["session"]["status"] == "running"
+
+
 async def test_start_twice_is_a_conflict(api: Api) -> None:
     assert (await api.client.post(f"{ROOM}/spa")).status_code == 201
     r = await api.client.post(f"{ROOM}/spa")
