@@ -1,9 +1,11 @@
 """The MQTT door: commands in on `<base>/<room>/cmd`, state out on `<base>/<room>/state`.
 
 A command is JSON, e.g. `{"action": "goto", "stage": "friction"}` (or a bare word for the
-simple ones: `next`). Anything wrong with it — not JSON, too large, nested too deep, an
-unknown action, room, stage or scene, or a command that does not fit the session — is
-reported on `<base>/<room>/error` and logged, and the service carries on.
+simple ones: `next`); the actions, their arguments and the bare words are the command
+table's (ambiance/core/commands.py), read again when it changes. Anything wrong with it —
+not JSON, too large, nested too deep, an unknown action, room, stage or scene, or a command
+that does not fit the session — is reported on `<base>/<room>/error` and logged, and the
+service carries on.
 """
 
 from __future__ import annotations
