@@ -25,7 +25,7 @@ from ambiance.core.events import Event, EventBus
 from ambiance.core.people import ProfileBook
 from ambiance.core.profiles import adapt
 from ambiance.core.scenes import Library, Scene, Stage
-from ambiance.core.status import HealthStatus, RoomStatus
+from ambiance.core.status import ACTIVE, HealthStatus, RoomStatus
 from ambiance.core.views import DeviceHealth, RoomHealth, RoomView, SessionView, StateMessage
 from ambiance.devices.distractions import DistractionsCoordinator, distractions_view
 from ambiance.devices.lights.views import LightsCoordinator, lights_view
@@ -423,7 +423,7 @@ class Room:
         if status == self._counted_status:  # most changes are stage changes: nothing new
             return
         self._counted_status = status
-        for name in ("running", "paused"):
+        for name in ACTIVE:
             self.metrics.sessions.set(1 if status == name else 0, room=self.name, status=name)
 
     # --- keeping it -----------------------------------------------------------------

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ambiance.core import commands
+from ambiance.core.status import RoomStatus
 from ambiance.infra.jsonfile import write_json_atomic
 from ambiance.infra.mqtt import OFFLINE, ONLINE, Message, MqttConnection
 
@@ -61,7 +62,7 @@ SESSION_ENDS = (
 )
 STATUS = "{{ value_json.status }}"
 PROBLEM = "{{ 'ON' if value_json.health == 'degraded' else 'OFF' }}"
-STATUSES = ["idle", "running", "paused"]
+STATUSES = [status.value for status in RoomStatus]
 
 
 def _command(action: str, **arguments: str) -> str:
