@@ -6,6 +6,9 @@
 - lights.py: `HueLights`, one room as a Hue group (one group command per scene change,
   an exact per-light snapshot and restore);
 - pairing.py: `pair()` gets a username from the link button; `HueCredentials` keeps it.
+
+Retrying a bridge that is away is the coordinator's (ambiance.core.coordinator): a call
+here is one attempt, see HueBridge.
 """
 
 from ambiance.devices.lights.hue.bridge import CommandSpacing, HueBridge

@@ -1,9 +1,8 @@
 """The one place that calls a Hue bridge (API v1), with phue as the HTTP client.
 
-phue is blocking, so each call runs in a small thread pool under a timeout, is retried
-with backoff while the bridge is unreachable or busy, and has the bridge's error array
-turned into our exceptions (errors.py); light and group commands are spaced to the
-bridge's limits. Usernames are cut short in every log line.
+phue is blocking, so each call runs in a small thread pool under a timeout; the bridge's
+error array is turned into our exceptions (errors.py); light and group commands are
+spaced to the bridge's limits. Usernames are cut short in every log line.
 """
 
 from __future__ import annotations
@@ -13,11 +12,9 @@ import functools
 import http.client
 import logging
 import os
-import random
 import re
 import socket
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,12 +27,11 @@ from ambiance.devices.lights.hue.errors import (
     Unauthorized,
     raise_for_errors,
 )
-from ambiance.errors import DeviceError, DeviceUnavailable
+from ambiance.errors import DeviceError
+from ambiance.infra.clock import Clock, SystemClock
 from ambiance.infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def redact(username: str | None) -> str:
@@ -64,8 +60,6 @@ def _install_redaction() -> None:
         phue_log.addFilter(_RedactFilter())
 
 
-Clock = Callable[[], float]
-
 _LIGHT_COMMAND = re.compile(r"^/lights/[^/]+/state$")
 _GROUP_COMMAND = re.compile(r"^/groups/[^/]+/action$")
 
@@ -78,18 +72,15 @@ class CommandSpacing:
     reply), so two rooms on a bridge share the budget. Spacing from the end of the
     previous command, not its start, makes the guarantee hold at the bridge whatever the
     network and thread pool delay: the bridge never sees two of them closer than
-    `1 / rate` (a connection refused never reached it, and is not counted). The clock
-    (monotonic) and sleep are injectable for tests.
+    `1 / rate` (a connection refused never reached it, and is not counted). It waits on
+    the clock's monotonic time, so a test's fake clock can stand in for the real one.
     """
 
-    def __init__(
-        self, rate: float, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
-    ) -> None:
+    def __init__(self, rate: float, *, clock: Clock) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive: {rate!r}")
         self.interval = 1.0 / rate
-        self._clock = clock
-        self._sleep = sleep
+        self.clock = clock
         self._lock = asyncio.Lock()
         self._last_end: float | None = None
 
@@ -97,16 +88,16 @@ class CommandSpacing:
         await self._lock.acquire()
         try:
             if self._last_end is not None:
-                wait = self._last_end + self.interval - self._clock()
+                wait = self._last_end + self.interval - self.clock.monotonic()
                 if wait > 0:
-                    await self._sleep(wait)
+                    await self.clock.sleep(wait)
         except BaseException:
             self._lock.release()
             raise
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc is None or not _never_sent(exc):
-            self._last_end = self._clock()
+            self._last_end = self.clock.monotonic()
         self._lock.release()
 
 
@@ -128,6 +119,14 @@ class HueBridge:
     commands (`PUT /lights/<id>/state`) and `group_rate` (1) group commands
     (`PUT /groups/<id>/action`) a second, each kind spaced by `CommandSpacing`. Reads
     are not spaced; at most `max_workers` (2) requests of any kind are in flight.
+
+    One attempt per call: retrying a bridge that is away is the room's coordinator's job
+    (ambiance.core.coordinator), with its backoff and the room's health. The one
+    exception is a *busy* answer (error 901, or a reply that is not JSON): the bridge is
+    up but stumbled, so the request is sent again at once, at most `retries` times
+    (the `retries` setting of a Hue room). That is no second retry layer: it has no
+    timing of its own (a command still waits its turn under the spacing), it never
+    waits out an outage, and the call still ends in one success or one error.
     """
 
     def __init__(
@@ -137,27 +136,25 @@ class HueBridge:
         *,
         timeout: float = 5.0,
         retries: int = 2,
-        backoff: float = 0.2,
         data_dir: Path | None = None,
         max_workers: int = 2,
         light_rate: float = 10.0,
         group_rate: float = 1.0,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.address = address  # "host" or "host:port"
         self.metrics = metrics
         self.username = username
         self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
+        self.retries = retries  # busy answers sent again at once (see above)
+        self.clock = clock or SystemClock()
         self.data_dir = data_dir
         self.max_workers = max_workers  # few: the bridge itself handles ~10 commands/s
         self._executor: ThreadPoolExecutor | None = None
         self._client: Any = None  # phue.Bridge
-        self.light_commands = CommandSpacing(light_rate, clock=clock, sleep=sleep)
-        self.group_commands = CommandSpacing(group_rate, clock=clock, sleep=sleep)
+        self.light_commands = CommandSpacing(light_rate, clock=self.clock)
+        self.group_commands = CommandSpacing(group_rate, clock=self.clock)
 
     async def start(self) -> None:
         self._ensure_started()
@@ -200,9 +197,9 @@ class HueBridge:
         """Send one request; return the parsed reply or raise a HueError.
 
         `path` is relative to /api/<username> ("/groups/1/action"); a path that starts
-        with /api is sent as it is. Unreachable and busy bridges are retried with
-        exponential backoff and jitter; everything else is raised at once. Light and
-        group commands (each attempt) wait for their turn under the bridge's limits.
+        with /api is sent as it is. An unreachable bridge and every refusal are raised
+        at once; a busy answer is sent again at once up to `retries` times. Light and
+        group commands (each send) wait for their turn under the bridge's limits.
         """
         url = self._url(path)
         payload = dict(body) if body is not None else None
@@ -210,7 +207,7 @@ class HueBridge:
         kind = _kind(method, spacing is self.light_commands, spacing is self.group_commands)
         attempt = 0
         while True:
-            if self.metrics is not None:  # each attempt: what the bridge sees
+            if self.metrics is not None:  # each send: what the bridge sees
                 self.metrics.bridge_requests.inc(bridge=self.address, method=method, kind=kind)
             try:
                 if spacing is None:
@@ -222,19 +219,16 @@ class HueBridge:
             except DeviceError as exc:
                 if self.metrics is not None:
                     self.metrics.bridge_errors.inc(bridge=self.address, error=type(exc).__name__)
-                if not isinstance(exc, DeviceUnavailable) or attempt >= self.retries:
+                if not isinstance(exc, BridgeBusy) or attempt >= self.retries:
                     raise
-                delay = self.backoff * 2**attempt * random.uniform(0.5, 1.5)
                 attempt += 1
                 log.info(
-                    "Hue bridge %s: %s; retry %d/%d in %.2f s",
+                    "Hue bridge %s: %s; sending it again (%d/%d)",
                     self.address,
                     exc,
                     attempt,
                     self.retries,
-                    delay,
                 )
-                await asyncio.sleep(delay)
 
     def _spacing(self, method: str, path: str) -> CommandSpacing | None:
         if method != "PUT":
@@ -253,6 +247,7 @@ class HueBridge:
         try:
             # asyncio.timeout, not wait_for: wait_for's own waiter costs a turn of the
             # loop between the reply and the caller, with the loop's other work in it.
+            # The loop's time, not the clock's: it bounds a real socket in a real thread.
             async with asyncio.timeout(self.timeout):
                 return await asyncio.get_running_loop().run_in_executor(executor, call)
         except TimeoutError as exc:  # ours, or the socket's inside phue

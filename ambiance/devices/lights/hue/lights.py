@@ -3,7 +3,6 @@ change, an exact per-light snapshot and restore."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -65,10 +64,11 @@ class HueLights(SnapshotsAsJson):
 
     kind = "hue"
 
-    def __init__(self, bridge: HueBridge, group: str, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, bridge: HueBridge, group: str, *, sleep: Sleep | None = None) -> None:
         self.bridge = bridge
         self.group = group  # a group name or numeric id, as the config says
-        self._sleep = sleep  # waits out a restore's fade; tests pass a fake
+        # Waits out a restore's fade: the bridge's clock, unless a test passes its own.
+        self._sleep = sleep or bridge.clock.sleep
         self.group_id: str | None = None
         self.light_ids: tuple[str, ...] = ()
         self.ct_range: tuple[int, int] | None = None  # widest across the group's lights

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 from ambiance.devices.lights.hue.bridge import HueBridge, redact
 from ambiance.devices.lights.hue.errors import HueError, LinkButtonNotPressed
 from ambiance.errors import ConfigError
+from ambiance.infra.clock import Clock
 from ambiance.infra.jsonfile import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -32,6 +31,7 @@ async def pair(
     timeout: float = 60.0,
     interval: float = 1.0,
     on_wait: Callable[[float], None] | None = None,
+    clock: Clock | None = None,
 ) -> str:
     """Ask the bridge at `address` for a new username, waiting up to `timeout` seconds
     for someone to press its link button. Return the username.
@@ -39,15 +39,15 @@ async def pair(
     `on_wait(seconds_left)` is called each time the bridge says the button was not
     pressed yet, so a CLI can prompt. Raises LinkButtonNotPressed on timeout.
     """
-    bridge = HueBridge(address, None, timeout=min(5.0, timeout))
+    bridge = HueBridge(address, None, timeout=min(5.0, timeout), clock=clock)
     body = {"devicetype": devicetype or default_devicetype()}
-    deadline = time.monotonic() + timeout
+    deadline = bridge.clock.monotonic() + timeout
     try:
         while True:
             try:
                 result = await bridge.request("POST", "/api", body)
             except LinkButtonNotPressed as exc:
-                left = deadline - time.monotonic()
+                left = deadline - bridge.clock.monotonic()
                 if left <= 0:
                     raise LinkButtonNotPressed(
                         f"the link button of the Hue bridge at {address} was not pressed:"
@@ -57,7 +57,7 @@ async def pair(
                     ) from None
                 if on_wait is not None:
                     on_wait(left)
-                await asyncio.sleep(min(interval, left))
+                await bridge.clock.sleep(min(interval, left))
                 continue
             username = _username(result)
             log.info("paired with the Hue bridge at %s as %s", address, redact(username))
