@@ -1,9 +1,11 @@
 """The device coordinator, on lights: coalescing, snapshot before the first change, exact restore,
-and degrading then recovering when the backend fails."""
+and degrading then recovering when the backend fails. Its backoff and poll run on a fake
+clock that the tests move: no real waiting."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -12,7 +14,7 @@ from ambiance.core.events import EventBus
 from ambiance.devices.lights.base import LightState, LightTarget, Snapshot
 from ambiance.devices.lights.virtual import VirtualLight, VirtualLights
 from ambiance.errors import DeviceUnavailable
-from ambiance.infra.clock import FakeClock
+from ambiance.infra.clock import FakeClock, Timer
 from tests.helpers import EventLog
 
 pytestmark = pytest.mark.anyio
@@ -27,9 +29,13 @@ class FlakyLights(VirtualLights):
         )
         self.down = False
         self.calls: list[str] = []
+        self.clock: FakeClock | None = None  # given: when each call was made, in `at`
+        self.at: list[float] = []
 
     def _check(self, call: str) -> None:
         self.calls.append(call)
+        if self.clock is not None:
+            self.at.append(self.clock.monotonic())
         if self.down:
             raise DeviceUnavailable("bridge unreachable")
 
@@ -60,7 +66,13 @@ async def setup() -> AsyncIterator[Setup]:
     bus = EventBus()
     log = EventLog(bus)
     coordinator: LightsCoordinator = Coordinator(
-        "bedroom", "lights", backend, bus, FakeClock(), retry_initial=0.01, retry_max=0.05
+        "bedroom",
+        "lights",
+        backend,
+        bus,
+        FakeClock(monotonic="fake"),
+        retry_initial=0.01,
+        retry_max=0.05,
     )
     await coordinator.start()
     assert await coordinator.wait_synced(5)
@@ -156,8 +168,9 @@ async def test_idle_it_polls_and_sees_a_change_made_outside() -> None:
     backend = FlakyLights()
     bus = EventBus()
     log = EventLog(bus)
+    clock = FakeClock(monotonic="fake")
     coordinator: LightsCoordinator = Coordinator(
-        "bedroom", "lights", backend, bus, FakeClock(), poll_interval=0.05
+        "bedroom", "lights", backend, bus, clock, poll_interval=0.05
     )
     await coordinator.start()
     try:
@@ -165,6 +178,7 @@ async def test_idle_it_polls_and_sees_a_change_made_outside() -> None:
         for bri in (10, 90):  # twice: the poll is armed again after each one
             mark = len(log.events)
             backend.lights[1].on, backend.lights[1].bri = True, bri
+            await clock.run(0.05)
             await log.wait_for(lambda e: e.kind == "lights.changed", start=mark)
             assert (
                 coordinator.state is not None and coordinator.state[1] == backend.lights[1].state()
@@ -174,6 +188,7 @@ async def test_idle_it_polls_and_sees_a_change_made_outside() -> None:
         assert await coordinator.wait_synced(5)
         mark = len(log.events)
         backend.lights[0].bri = 3
+        await clock.run(0.05)
         await log.wait_for(lambda e: e.kind == "lights.changed", start=mark)
         assert coordinator.state is not None and coordinator.state[0] == backend.lights[0].state()
     finally:
@@ -184,12 +199,13 @@ async def test_a_failure_while_polling_backs_off_then_recovers() -> None:
     backend = FlakyLights()
     bus = EventBus()
     log = EventLog(bus)
+    clock = FakeClock(monotonic="fake")
     coordinator: LightsCoordinator = Coordinator(
         "bedroom",
         "lights",
         backend,
         bus,
-        FakeClock(),
+        clock,
         retry_initial=0.01,
         retry_max=0.05,
         poll_interval=0.02,
@@ -198,11 +214,110 @@ async def test_a_failure_while_polling_backs_off_then_recovers() -> None:
     try:
         assert await coordinator.wait_synced(5)
         backend.down = True  # the next poll fails
+        await clock.run(0.02)
         await log.wait_for(lambda e: e.kind == "device.health" and not e.data["available"])
         backend.down = False
+        await clock.run(0.05)  # the backoff
         await log.wait_for(lambda e: e.kind == "device.health" and e.data["available"])
         mark = len(log.events)
         backend.lights[0].bri = 7  # and polling goes on
+        await clock.run(0.02)
         await log.wait_for(lambda e: e.kind == "lights.changed", start=mark)
     finally:
         await coordinator.stop()
+
+
+# --- the clock drives the backoff and the poll ------------------------------------------
+
+
+class CountingClock(FakeClock):
+    """A fake clock that counts the monotonic timers made on it."""
+
+    def __init__(self) -> None:
+        super().__init__(monotonic="fake")
+        self.made = 0
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        self.made += 1
+        return super().call_later(delay, callback)
+
+
+async def started(
+    clock: FakeClock, **kwargs: float
+) -> tuple[LightsCoordinator, FlakyLights, EventLog]:
+    backend = FlakyLights()
+    backend.clock = clock
+    bus = EventBus()
+    coordinator: LightsCoordinator = Coordinator("bedroom", "lights", backend, bus, clock, **kwargs)
+    log = EventLog(bus)
+    await coordinator.start()
+    assert await coordinator.wait_synced(5)
+    return coordinator, backend, log
+
+
+async def failing(coordinator: LightsCoordinator, backend: FlakyLights, log: EventLog) -> None:
+    """Ask for a change the backend cannot make: the room's lights are degraded."""
+    backend.down = True
+    coordinator.show(WARM)
+    await log.wait_for(lambda e: e.kind == "device.health" and not e.data["available"])
+
+
+async def test_the_backoff_doubles_to_its_ceiling_on_the_clock() -> None:
+    clock = FakeClock(monotonic="fake")
+    coordinator, backend, log = await started(clock, retry_initial=0.25, retry_max=2.0)
+    try:
+        await failing(coordinator, backend, log)
+        failed_at = backend.at[-1]
+        began = time.monotonic()
+        await clock.run(10)
+        assert time.monotonic() - began < 1.0  # ten seconds of backoff, none of it waited
+        attempts = [t - failed_at for t in backend.at[backend.calls.index("apply") :]]
+        # Attempts begin retry_initial apart, then twice as far each time, up to retry_max.
+        assert attempts == pytest.approx([0, 0.25, 0.75, 1.75, 3.75, 5.75, 7.75, 9.75])
+        assert set(backend.calls[-len(attempts) :]) == {"apply"}
+        assert not coordinator.health.available
+        assert [e.kind for e in log.events].count("device.health") == 1  # degraded once
+
+        backend.down = False  # back: the next attempt, 2 s after the last (at 11.75), converges
+        await clock.run(1.7)
+        assert not coordinator.synced
+        await clock.run(0.05)
+        await log.wait_for(lambda e: e.kind == "device.health" and e.data["available"])
+        assert coordinator.synced and states(backend)[0] == (True, 51, 455)
+    finally:
+        await coordinator.stop()
+
+
+async def test_a_change_ends_the_backoff_at_once() -> None:
+    clock = FakeClock(monotonic="fake")
+    coordinator, backend, log = await started(clock, retry_initial=60, retry_max=60)
+    try:
+        await failing(coordinator, backend, log)
+        backend.down = False
+        coordinator.show(DIM)  # a minute of backoff left, and the clock does not move
+        assert await coordinator.wait_synced(5)
+        assert states(backend)[0] == (True, 13, 500)
+    finally:
+        await coordinator.stop()
+
+
+async def test_the_poll_is_one_timer_that_stays_armed() -> None:
+    clock = CountingClock()
+    coordinator, backend, _ = await started(clock, poll_interval=30)
+    try:
+        assert clock.made == 1 and clock.pending == 1  # armed once idle
+        for target in (WARM, DIM, WARM):  # changes wake the loop, not the poll
+            coordinator.show(target)
+            assert await coordinator.wait_synced(5)
+        assert clock.made == 1
+        reads = backend.calls.count("read")
+        await clock.run(29.9)
+        assert backend.calls.count("read") == reads
+        await clock.run(0.1)  # 30 s after it was armed
+        assert backend.calls.count("read") == reads + 1
+        await clock.run(60)  # and every 30 s after that, one new timer each time
+        assert backend.calls.count("read") == reads + 3
+        assert clock.made == 4 and clock.pending == 1
+    finally:
+        await coordinator.stop()
+    assert clock.pending == 0  # stop() cancelled it

@@ -75,8 +75,8 @@ class HueRig:
 
 @pytest.fixture
 async def hue(tmp_path: Path) -> AsyncIterator[HueRig]:
-    # The defaults that matter here: the coordinator's backoff (0.25 s .. 2 s) and the
-    # bridge's own retries; only the REST command's wait for the lights is shortened.
+    # The defaults that matter here: the coordinator's backoff (0.25 s .. 2 s), the one
+    # retry layer; only the REST command's wait for the lights is shortened.
     loop = asyncio.get_running_loop()
     loop_errors: list[dict[str, Any]] = []
     previous = loop.get_exception_handler()
@@ -151,8 +151,8 @@ async def test_the_bridge_away_for_10_s_mid_stage(
     assert target is not None
 
     # The outage itself is the one deliberate wait: a bridge that is away for 10 s (the
-    # coordinator's backoff reaches its 2 s ceiling and stays there) cannot be faked
-    # with the real bridge client, whose retries run on the event loop's own time.
+    # coordinator's backoff reaches its 2 s ceiling and stays there), against the real
+    # bridge client and emulator, whose pace is the event loop's own time.
     await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_since)))
     assert time.monotonic() - down_since >= OUTAGE
     assert (await s.client.get("/api/v1/health")).json()["status"] == "degraded"

@@ -5,6 +5,16 @@ task makes the device match. That one mechanism gives coalescing (five quick "ne
 taps send one command, for the newest state), retries with backoff while a bridge or
 broker is down, and an exact restore at the end from the snapshot taken before the
 first change. Lights, distractions and music each get a Coordinator of their own.
+
+Retrying is done here and only here. A backend makes one attempt per call and raises
+DeviceError when the device is away; the coordinator marks the device degraded, backs
+off (`retry_initial` doubling to `retry_max`, or at once when something new is asked)
+and converges when it answers again. A backend keeps no timed retries of its own: the
+Hue bridge only sends a request again at once when the bridge answered "busy" (see
+ambiance.devices.lights.hue.bridge), within the one attempt.
+
+All its time is the clock's: the backoff, the poll and the time an attempt took, so a
+test with `FakeClock(monotonic="fake")` drives them without real waiting.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from ambiance.core.events import Event, EventBus
 from ambiance.core.health import Availability
 from ambiance.errors import DeviceError
-from ambiance.infra.clock import Clock
+from ambiance.infra.clock import Clock, Timer
 from ambiance.infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -103,7 +113,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         # The poll: one timer that stays armed across wakes, so the device is read every
         # `poll_interval` while idle (a timer made and cancelled at every change cost
         # more than the change itself with a thousand rooms).
-        self._poll_timer: asyncio.TimerHandle | None = None
+        self._poll_timer: Timer | None = None
         self._poll_due = False
         self._idle = False  # waiting for a change or the poll (not backing off)
 
@@ -176,7 +186,11 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         return not self._pending()
 
     async def wait_synced(self, timeout: float) -> bool:
-        """Wait until the device matches what was asked; False if `timeout` passed first."""
+        """Wait until the device matches what was asked; False if `timeout` passed first.
+
+        `timeout` is the caller's own bound, in the loop's time, not the clock's: a test's
+        wait stays a real bound (it fails, not hangs) under a fake clock.
+        """
         try:
             await asyncio.wait_for(self._synced.wait(), timeout)
         except TimeoutError:
@@ -197,10 +211,9 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
     async def _run(self) -> None:
         delay = self.retry_initial
         poll = True
-        loop = asyncio.get_running_loop()
         while not self._stopping:
             self._wake.clear()
-            began = loop.time()
+            began = self.clock.monotonic()
             try:
                 await self._step(poll)
             except DeviceError as exc:
@@ -218,9 +231,10 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
                 poll = await self._wait_idle()
                 continue
             # Failed: try again after a backoff, or at once when something new is asked.
-            # The backoff counts from the failed attempt's start, so a backend's own
-            # retries inside it do not add to it: attempts begin at most `retry_max` apart.
-            await self._wait(max(0.0, delay - (loop.time() - began)))
+            # The backoff counts from the failed attempt's start, so the time an attempt
+            # takes to fail (a timeout) does not add to it: attempts begin at most
+            # `retry_max` apart.
+            await self._wait(max(0.0, delay - (self.clock.monotonic() - began)))
             delay = min(delay * 2, self.retry_max)
             poll = True
             self._poll_due = False
@@ -263,8 +277,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         """Wait for a change or the poll; True when it is time to poll."""
         if not self._poll_due:  # it may have fallen due while the loop was busy
             if self._poll_timer is None:
-                loop = asyncio.get_running_loop()
-                self._poll_timer = loop.call_later(self.poll_interval, self._on_poll_timer)
+                self._poll_timer = self.clock.call_later(self.poll_interval, self._on_poll_timer)
             self._idle = True
             try:
                 await self._wake.wait()
@@ -283,12 +296,8 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
 
     async def _wait(self, timeout: float) -> bool:
         """Wait for a change or `timeout`; True when woken by a change."""
-        # asyncio.timeout, not wait_for: wait_for (3.11) runs the wait in a task of its
-        # own, and the hops between the two tasks put a tap's device change behind
-        # everything else the tap queued on the loop (state messages, the store).
-        try:
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
-        except TimeoutError:
-            return False
-        return True
+        # The clock's wait, which for the real clock is asyncio.timeout, not wait_for:
+        # wait_for (3.11) runs the wait in a task of its own, and the hops between the two
+        # tasks put a tap's device change behind everything else the tap queued on the
+        # loop (state messages, the store).
+        return await self.clock.wait(self._wake, timeout)

@@ -9,7 +9,6 @@ already off stays off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from ambiance.errors import DeviceError, DeviceUnavailable
 
 if TYPE_CHECKING:
     from ambiance.devices.lights.hue import HueBridge
+    from ambiance.infra.clock import Clock
     from ambiance.infra.mqtt import Message, MqttConnection
 
 log = logging.getLogger(__name__)
@@ -156,9 +156,12 @@ class MqttSwitch:
     # arrives within milliseconds of subscribing; a device asked with `get` takes longer).
     STATE_WAIT = 2.0
 
-    def __init__(self, mqtt: MqttConnection, config: MqttDistraction) -> None:
+    def __init__(
+        self, mqtt: MqttConnection, config: MqttDistraction, *, clock: Clock | None = None
+    ) -> None:
         self.mqtt = mqtt
         self.config = config
+        self.clock = clock or mqtt.clock  # the service's one clock, by default
         self.name = config.name
         self.state: bool | None = None
         self._known = asyncio.Event()
@@ -200,9 +203,8 @@ class MqttSwitch:
         self._known.set()
 
     async def is_on(self, wait: bool = False) -> bool | None:
-        if wait and self.config.state_topic and not self._known.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._known.wait(), self.STATE_WAIT)
+        if wait and self.config.state_topic:
+            await self.clock.wait(self._known, self.STATE_WAIT)
         return self.state
 
     async def turn(self, on: bool) -> None:

@@ -30,8 +30,8 @@ def emulator() -> Iterator[HueEmulator]:
 
 @pytest.fixture
 async def bridge(emulator: HueEmulator, tmp_path: Path) -> AsyncIterator[HueBridge]:
-    # Small timeouts and backoff: every failure path in these tests ends in well under 1 s.
-    hub = HueBridge(emulator.address, USER, timeout=2.0, retries=2, backoff=0.01, data_dir=tmp_path)
+    # A small timeout: every failure path in these tests ends in well under 1 s.
+    hub = HueBridge(emulator.address, USER, timeout=2.0, retries=2, data_dir=tmp_path)
     await hub.start()
     yield hub
     await hub.stop()

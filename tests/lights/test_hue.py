@@ -29,6 +29,7 @@ from ambiance.devices.lights.hue import (
     Unauthorized,
     pair,
 )
+from ambiance.infra.clock import FakeClock
 from tests.hue_emulator import HueEmulator
 from tests.lights.conftest import USER
 
@@ -328,7 +329,7 @@ async def test_pairing_waits_for_the_link_button(emulator: HueEmulator, tmp_path
     credentials.save(emulator.address, username)
     stored = HueCredentials(tmp_path / "data").load(emulator.address)
     assert stored == username
-    hub = HueBridge(emulator.address, stored, backoff=0.01)
+    hub = HueBridge(emulator.address, stored)
     try:
         assert set(await hub.request("GET", "/lights")) == {"1", "2", "3", "4", "5"}
     finally:
@@ -379,7 +380,7 @@ def test_credentials_file(tmp_path: Path) -> None:
 
 
 async def test_an_unknown_username_is_unauthorized(emulator: HueEmulator) -> None:
-    hub = HueBridge(emulator.address, "not-a-user", backoff=0.01)
+    hub = HueBridge(emulator.address, "not-a-user")
     try:
         with pytest.raises(Unauthorized) as caught:
             await started(hub)
@@ -507,7 +508,7 @@ def closed_port() -> int:
 
 
 async def test_a_closed_port_is_unreachable(closed_port: int) -> None:
-    hub = HueBridge(f"127.0.0.1:{closed_port}", USER, retries=1, backoff=0.01)
+    hub = HueBridge(f"127.0.0.1:{closed_port}", USER, retries=1)
     try:
         with pytest.raises(BridgeUnreachable, match="cannot reach"):
             await hub.request("GET", "/lights")
@@ -526,7 +527,7 @@ def silent_port() -> Iterator[int]:
 
 
 async def test_a_bridge_that_does_not_answer_times_out(silent_port: int) -> None:
-    hub = HueBridge(f"127.0.0.1:{silent_port}", USER, timeout=0.1, retries=1, backoff=0.01)
+    hub = HueBridge(f"127.0.0.1:{silent_port}", USER, timeout=0.1, retries=1)
     try:
         began = time.monotonic()
         with pytest.raises(BridgeUnreachable, match=r"did not answer within 0\.1 s"):
@@ -539,27 +540,22 @@ async def test_a_bridge_that_does_not_answer_times_out(silent_port: int) -> None
 # --- bridge protection: at most 10 light and 1 group command a second -------------------
 
 
-class FakeTime:
-    """A monotonic clock and an async sleep that only moves it (no real waiting)."""
+class FakeTime(FakeClock):
+    """A fake clock whose sleeps move it at once, and are recorded (no real waiting)."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        super().__init__(monotonic="fake")
         self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
+        self.advance(seconds)
 
 
 @pytest.fixture
 async def limited(emulator: HueEmulator, tmp_path: Path) -> Any:
     fake = FakeTime()
-    hub = HueBridge(
-        emulator.address, USER, retries=0, data_dir=tmp_path, clock=fake, sleep=fake.sleep
-    )
+    hub = HueBridge(emulator.address, USER, retries=0, data_dir=tmp_path, clock=fake)
     await hub.start()
     yield hub, fake
     await hub.stop()
@@ -604,17 +600,17 @@ async def test_spacing_counts_from_the_end_of_the_previous_command(
 ) -> None:
     hub, fake = limited
     await hub.request("PUT", "/groups/1/action", {"on": True})
-    fake.now += 0.4  # time passes between two commands
+    fake.advance(0.4)  # time passes between two commands
     await hub.request("PUT", "/groups/1/action", {"on": False})
     assert fake.sleeps == [pytest.approx(0.6)]
-    fake.now += 5
+    fake.advance(5)
     await hub.request("PUT", "/groups/1/action", {"on": True})
     assert fake.sleeps == [pytest.approx(0.6)]  # long enough ago: at once
 
 
 async def test_a_retried_command_waits_its_turn_too(emulator: HueEmulator, tmp_path: Path) -> None:
     fake = FakeTime()
-    hub = HueBridge(emulator.address, USER, retries=1, backoff=0.01, clock=fake, sleep=fake.sleep)
+    hub = HueBridge(emulator.address, USER, retries=1, clock=fake)
     try:
         emulator.fail_next(1, 901, path_contains="/groups/1/action")
         await hub.request("PUT", "/groups/1/action", {"on": True})

@@ -20,7 +20,14 @@ class HueLightsConfig(BackendConfig):
         default=None, description="Left out: the one `ambiance pair` stored in the data dir."
     )
     timeout: float = Field(default=5.0, gt=0, le=60)
-    retries: int = Field(default=2, ge=0, le=10)
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="How many times a request the bridge answers busy (error 901, or not JSON)"
+        " is sent again at once. A bridge that is away is retried by the room, with the"
+        " `devices` backoff.",
+    )
 
 
 class HueDistraction(BackendConfig):
@@ -61,6 +68,7 @@ def bridge(context: BuildContext, address: str) -> HueBridge:
             timeout=config.timeout,
             retries=config.retries,
             data_dir=context.data_dir,
+            clock=context.clock,
             metrics=context.metrics,
         )
 

@@ -37,6 +37,7 @@ from ambiance.devices.lights.base import (
 )
 from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 from ambiance.errors import DeviceUnavailable
+from ambiance.infra.clock import Clock
 from ambiance.infra.mqtt import Message, MqttConnection
 
 log = logging.getLogger(__name__)
@@ -195,13 +196,16 @@ class Zigbee2MqttLights(SnapshotsAsJson):
         mqtt: MqttConnection,
         config: Zigbee2MqttLightsConfig,
         *,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep | None = None,
         state_wait: float = STATE_WAIT,
         echo_wait: float = ECHO_WAIT,
+        clock: Clock | None = None,
     ) -> None:
         self.mqtt = mqtt
         self.config = config
-        self._sleep = sleep  # waits out a restore's fade; tests pass a fake
+        self.clock = clock or mqtt.clock  # the service's one clock, by default
+        # Waits out a restore's fade: the clock, unless a test passes its own.
+        self._sleep = sleep or self.clock.sleep
         self.state_wait = state_wait
         self.echo_wait = echo_wait
         # Each light's state as it last published it (merged: Zigbee2MQTT sends it whole,
@@ -297,16 +301,12 @@ class Zigbee2MqttLights(SnapshotsAsJson):
 
     async def _wait_until(self, done: Callable[[], bool], timeout: float) -> bool:
         """Wait until `done()` holds, re-checking at each message; False after `timeout`."""
-
-        async def until() -> None:
-            while not done():
-                self._update.clear()
-                await self._update.wait()
-
-        try:
-            await asyncio.wait_for(until(), timeout)
-        except TimeoutError:
-            return done()
+        deadline = self.clock.monotonic() + timeout
+        while not done():
+            self._update.clear()
+            left = deadline - self.clock.monotonic()
+            if left <= 0 or not await self.clock.wait(self._update, left):
+                return done()
         return True
 
     # --- checks ----------------------------------------------------------------------
