@@ -22,7 +22,7 @@ import pytest
 from ambiance.config import DevicesConfig, RoomConfig, Settings
 from ambiance.core.events import Event
 from ambiance.devices.lights.base import percent_to_bri
-from ambiance.devices.lights.hue_backend import HueLightsConfig
+from ambiance.devices.lights.hue.backend import HueLightsConfig
 from ambiance.devices.music.base import MpdMusicConfig
 from ambiance.devices.phones import PhoneConfig
 from ambiance.infra.clock import FakeClock

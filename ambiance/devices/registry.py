@@ -35,7 +35,7 @@ Slot = Literal["lights", "music", "distraction"]
 # time the registry is asked, which keeps the registry free of imports of its own users.
 BUILTIN_MODULES = (
     "ambiance.devices.lights.virtual",
-    "ambiance.devices.lights.hue_backend",
+    "ambiance.devices.lights.hue.backend",
     "ambiance.devices.lights.zigbee2mqtt",
     "ambiance.devices.music.base",
     "ambiance.devices.music.mqtt",

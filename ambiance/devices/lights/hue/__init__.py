@@ -5,7 +5,9 @@
   timeout, the command spacing the bridge asks for, usernames cut short in logs);
 - lights.py: `HueLights`, one room as a Hue group (one group command per scene change,
   an exact per-light snapshot and restore);
-- pairing.py: `pair()` gets a username from the link button; `HueCredentials` keeps it.
+- pairing.py: `pair()` gets a username from the link button; `HueCredentials` keeps it;
+- backend.py: the registry's declaration (config models and factories) of Hue lights and
+  Hue distractions.
 
 Retrying a bridge that is away is the coordinator's (ambiance.core.coordinator): a call
 here is one attempt, see HueBridge.

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 
 from ambiance.devices.distractions import HueSwitch
-from ambiance.devices.lights.hue import HueBridge, HueCredentials, HueLights
+from ambiance.devices.lights.hue.bridge import HueBridge
+from ambiance.devices.lights.hue.lights import HueLights
+from ambiance.devices.lights.hue.pairing import HueCredentials
 from ambiance.devices.registry import Backend, BackendConfig, BuildContext, Problem, register
 
 
