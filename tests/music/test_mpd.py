@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ambiance.core.coordinator import Coordinator
+from ambiance.core.coordinator import Coordinator, Drifted
 from ambiance.core.events import EventBus
 from ambiance.devices.music.base import MpdMusicConfig, MusicState, MusicTarget
 from ambiance.devices.music.chime import chime_wav
@@ -474,8 +474,14 @@ async def test_a_crashed_player_is_unavailable_then_reconnected(
         await music.apply(MusicTarget(playlist="calm", volume=30, fade=0))
 
     await asyncio.to_thread(mpd_server.start)  # same port, empty queue, volume 100
-    state = await music.read()  # reconnects by itself, and puts the room's music back
+    mark = mpd_server.mark()
+    with pytest.raises(Drifted):  # reconnects by itself, and says the room's music is gone
+        await music.read()
+    # `read()` only reports: the coordinator applies the room's music again.
+    assert not any(c[0] in ("load", "play", "setvol") for c in mpd_server.commands(mark))
+    await music.apply(MusicTarget(playlist="calm", volume=40, fade=0))
     await music.wait_faded()
+    state = await music.read()  # once: the music is back
     assert state.state == "play"
     assert mpd_server.queue() == CALM
     assert mpd_server.status()["volume"] == "40"
@@ -533,20 +539,27 @@ async def test_a_password(tmp_path: Path) -> None:
 # --- through the coordinator --------------------------------------------------------------
 
 
+def music_coordinator(
+    music: MpdMusic, *, poll_interval: float = 30.0
+) -> Coordinator[MusicTarget, MusicState, Any]:
+    """A room's music coordinator that retries quickly."""
+    return Coordinator(
+        "bedroom",
+        "music",
+        music,
+        EventBus(),
+        SystemClock(),
+        retry_initial=0.05,
+        retry_max=0.2,
+        poll_interval=poll_interval,
+    )
+
+
 async def test_a_session_through_the_coordinator(mpd_server: MpdServer) -> None:
     """Snapshot before the first change, the stage's music, then the room put back; with the
     player crashing mid-session: degraded, then the music back by itself."""
     set_up_the_users_music(mpd_server, "play")
-    bus = EventBus()
-    coordinator: Coordinator[MusicTarget, MusicState, Any] = Coordinator(
-        "bedroom",
-        "music",
-        MpdMusic(config(mpd_server)),
-        bus,
-        SystemClock(),
-        retry_initial=0.05,
-        retry_max=0.2,
-    )
+    coordinator = music_coordinator(MpdMusic(config(mpd_server)))
     await coordinator.start()
     try:
         coordinator.begin_session()
@@ -568,6 +581,31 @@ async def test_a_session_through_the_coordinator(mpd_server: MpdServer) -> None:
         assert mpd_server.queue() == [*FLOWING, CALM[2]]
         assert mpd_server.status()["state"] == "play"
         assert mpd_server.status()["volume"] == "55"
+    finally:
+        await coordinator.stop()
+
+
+async def test_a_player_restarted_mid_stage_gets_the_stages_music_again(
+    mpd_server: MpdServer,
+) -> None:
+    """Nothing new is asked after the player restarted: the coordinator's poll reads it, the
+    backend reports the drift, and the coordinator applies the stage's music again."""
+    music = MpdMusic(config(mpd_server))
+    coordinator = music_coordinator(music, poll_interval=0.1)
+    await coordinator.start()
+    try:
+        coordinator.show(MusicTarget(playlist="calm", volume=30, fade=0))
+        assert await coordinator.wait_synced(5)
+        mark = mpd_server.mark()
+
+        await asyncio.to_thread(mpd_server.kill)
+        await asyncio.to_thread(mpd_server.start)  # same port, empty queue, volume 100
+        await wait_command(mpd_server, "load", "calm", since=mark)
+        assert await coordinator.wait_synced(5)
+        assert (await faded(music, mpd_server, mark, 30))[-1] == 30
+        assert mpd_server.queue() == CALM
+        assert mpd_server.status()["state"] == "play"
+        assert coordinator.state is not None and coordinator.state.playlist == "calm"
     finally:
         await coordinator.stop()
 

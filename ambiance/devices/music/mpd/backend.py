@@ -1,8 +1,9 @@
 """`MpdMusic`: the music of one room on an MPD (or Mopidy) player.
 
-The coordinator applies a target only when it changes, so after a reconnect the backend
-checks the queue itself: a player that restarted (with another queue, or none) is given
-the room's music again at the next `read()`.
+After a reconnect, the next `read()` checks the player: one that restarted (with another
+queue, or none), or that no longer plays the room's music at its volume, is reported as
+`Drifted`, and the coordinator applies the room's target again. `read()` itself only
+reports.
 
 Only commands that both MPD and Mopidy know are used; `crossfade`, which Mopidy refuses,
 is sent only when the value changes and a refusal is logged once and ignored.
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any, cast
 
+from ambiance.core.coordinator import Drifted
 from ambiance.devices.music.base import MpdMusicConfig, MusicState, MusicTarget
 from ambiance.devices.music.mpd.client import (
     MpdConnection,
     PlayerRefused,
     as_float,
+    percent,
     state_of,
     volume_of,
 )
@@ -71,12 +75,14 @@ class MpdMusic:
     # --- the MusicBackend protocol ----------------------------------------------------
 
     async def read(self) -> MusicState:
-        if await self._check_queue() and self._target is not None:
-            # The player came back (restarted, perhaps empty): bring it to the room's music
-            # again, since the coordinator only applies a target when it changes.
-            await self._converge(self._target)
+        reconnected = await self._check_queue()
         player = self._player
         status = await player.status()
+        target = self._target
+        if reconnected and target is not None and not self._holds(target, status):
+            # The player came back without the room's music (restarted, perhaps empty):
+            # the coordinator applies the target again.
+            raise Drifted(f"{self.name} no longer plays the room's music")
         song = cast(dict[str, str], await player.command("currentsong"))
         volume = volume_of(status)
         return MusicState(
@@ -106,6 +112,15 @@ class MpdMusic:
             log.info("%s: the queue changed while we were away; loading the music again", self.name)
             self._loaded = None
         return True
+
+    def _holds(self, target: MusicTarget, status: Mapping[str, str]) -> bool:
+        """True when the player plays `target`'s music, as we loaded it, at its volume."""
+        volume = volume_of(status)
+        return (
+            target.same_music(self._loaded)
+            and state_of(status) == "play"
+            and (volume is None or volume == percent(target.volume))
+        )
 
     async def _converge(self, target: MusicTarget) -> None:
         player, fader = self._player, self._fader
