@@ -27,7 +27,13 @@ from ambiance.core.coordinator import Coordinator, Drifted
 from ambiance.core.events import EventBus
 from ambiance.devices.music.base import MpdMusicConfig, MusicState, MusicTarget
 from ambiance.devices.music.chime import chime_wav
-from ambiance.devices.music.mpd import AsyncMpdClient, MpdMusic, MpdSnapshot, PlayerRefused
+from ambiance.devices.music.mpd import (
+    DUCK_FADE,
+    AsyncMpdClient,
+    MpdMusic,
+    MpdSnapshot,
+    PlayerRefused,
+)
 from ambiance.errors import DeviceError, DeviceUnavailable
 from ambiance.infra.clock import SystemClock
 from tests.mpd_server import CHIME, LIBRARY, MpdServer, free_port
@@ -289,6 +295,25 @@ async def test_the_cue_plays_then_the_music_goes_on_where_it_was(
     await music.apply(MusicTarget(playlist="calm", volume=30, fade=0, cue=1))
     sent = await wait_command(mpd_server, "setvol", "30", since=mark)  # its last command
     assert not any(c[0] in ("addid", "playid") for c in sent)
+
+
+async def test_after_the_cue_the_song_goes_on_from_where_the_dip_ended(
+    music: MpdMusic, mpd_server: MpdServer
+) -> None:
+    await music.apply(MusicTarget(playlist="calm", volume=40, fade=0))
+    await music.wait_faded()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    mpd_server.command("seek", 1, 10.0)
+    mark = mpd_server.mark()
+    # A stage fade of a second: the music takes DUCK_FADE to dip, playing on meanwhile.
+    await music.apply(MusicTarget(playlist="calm", volume=40, fade=1.0, cue=1))
+    played = loop.time() - began
+    seek = next(c for c in await wait_command(mpd_server, "seekid", since=mark) if c[0] == "seekid")
+    # Back where the song was when the chime began: not before the dip (which would play
+    # the dip's second again), and no further than the song can have got.
+    assert 10.0 + 0.8 * DUCK_FADE <= float(seek[2]) <= 10.0 + played
+    await music.wait_faded()
 
 
 async def test_the_cue_on_a_paused_player_in_repeat_mode(

@@ -3,8 +3,8 @@
 The music dips to DUCK_VOLUME, the chime is inserted before the current song and played
 in single mode (so the player halts after it instead of running on into the music at the
 chime's volume), `idle player` says when it ended, and the song goes on from where it
-was, coming back up with the stage's fade. A chime missing from the
-library is warned about once.
+was when the chime began (not from before the dip), coming back up with the stage's fade.
+A chime missing from the library is warned about once.
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ class Cue:
         try:
             if state == "play" and volume is not None:
                 await fader.to(min(volume, DUCK_VOLUME), min(target.fade, DUCK_FADE))
+                # The song played on while the music dipped: it goes on from where it is
+                # now, or the dip's second would be heard twice.
+                now = await player.status()
+                if now.get("songid") == song_id:
+                    elapsed = as_float(now, "elapsed") or elapsed
             # The chime alone and once: no crossfade into it, and the player halts after it
             # (single mode) rather than run on into the music at the chime's volume, and
             # without repeat, with which single mode plays the same song again and again.
