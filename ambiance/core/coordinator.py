@@ -41,8 +41,16 @@ TargetT_contra = TypeVar("TargetT_contra", contravariant=True)
 StateT_co = TypeVar("StateT_co", covariant=True)
 
 
+class Drifted(Exception):  # not an AmbianceError: a report, nothing failed
+    """Raised by a device's `read()` when the device no longer holds what was applied
+    (a player that restarted with an empty queue). `read()` only reports; the
+    coordinator applies its newest target again."""
+
+
 class Device(Protocol[TargetT_contra, StateT_co, SnapT]):
-    """What a coordinator needs of a backend (lights, distractions, music)."""
+    """What a coordinator needs of a backend (lights, distractions, music).
+
+    `read()` reports the device's state and changes nothing; it may raise `Drifted`."""
 
     kind: str
 
@@ -264,7 +272,16 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
             await self._refresh()
 
     async def _refresh(self) -> None:
-        state = await self.backend.read()
+        try:
+            state = await self.backend.read()
+        except Drifted as drift:
+            # Converging is ours: the loop applies the newest target again (a restore that
+            # went through is not redone: the device is the user's again).
+            log.info("%s: %s drifted (%s); applying it again", self.room, self.device, drift)
+            if self.desired is not None:
+                self._applied = None
+                self._synced.clear()
+            return
         if state != self.state:
             self.state = state
             self.bus.publish(

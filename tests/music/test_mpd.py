@@ -1,10 +1,11 @@
-"""The `mpd` music backend against a real MPD (tests/mpd_server.py).
+"""The `mpd` music backend against a real MPD (tests/mpd_server.py): playing and the chime.
 
 What the backend sent is read from MPD's own verbose log (`MpdServer.commands`), so a
 fade's steps are checked exactly as the player received them; what the player does is
 read from it over a connection of the test's own. Fades are short (fade_step 0.05 s) and
 every wait is for an event (a fade's task, a logged command, an idle change) with a
-timeout, never a fixed sleep.
+timeout, never a fixed sleep. Snapshot and restore, the player going away and whole
+sessions through the coordinator are in test_mpd_session.py.
 """
 
 from __future__ import annotations
@@ -12,68 +13,20 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
-import json
 import logging
-import os
-import signal
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ambiance.core.coordinator import Coordinator
-from ambiance.core.events import EventBus
-from ambiance.devices.music.base import MpdMusicConfig, MusicState, MusicTarget
+from ambiance.devices.music.base import MusicTarget
 from ambiance.devices.music.chime import chime_wav
-from ambiance.devices.music.mpd import AsyncMpdClient, MpdMusic, MpdSnapshot, PlayerRefused
+from ambiance.devices.music.mpd import DUCK_FADE, AsyncMpdClient, MpdMusic, PlayerRefused
 from ambiance.errors import DeviceError, DeviceUnavailable
-from ambiance.infra.clock import SystemClock
-from tests.mpd_server import CHIME, LIBRARY, MpdServer, free_port
+from tests.mpd_server import CHIME, MpdServer
+from tests.music.mpd_helpers import CALM, FLOWING, STEP, config, faded, volumes, wait_command
 
 pytestmark = pytest.mark.anyio
-
-STEP = 0.05
-CALM = [file for file, _, _ in LIBRARY["calm"]]
-FLOWING = [file for file, _, _ in LIBRARY["flowing"]]
-
-
-def config(server: MpdServer | None = None, **overrides: Any) -> MpdMusicConfig:
-    values: dict[str, Any] = {
-        "backend": "mpd",
-        "host": server.host if server is not None else "127.0.0.1",
-        "port": server.port if server is not None else free_port(),
-        "timeout": 2.0,
-        "fade_step": STEP,
-        "cue_volume": 35,
-    }
-    if server is not None and server.password is not None:
-        values["password"] = server.password
-    values.update(overrides)
-    return MpdMusicConfig(**values)
-
-
-@pytest.fixture
-async def music(mpd_server: MpdServer) -> AsyncIterator[MpdMusic]:
-    backend = MpdMusic(config(mpd_server))
-    await backend.start()
-    yield backend
-    await backend.stop()
-
-
-def volumes(commands: list[list[str]]) -> list[int]:
-    return [int(c[1]) for c in commands if c[0] == "setvol"]
-
-
-async def wait_command(server: MpdServer, *words: str, since: int = 0) -> list[list[str]]:
-    return await asyncio.to_thread(server.wait_for_command, *words, since=since)
-
-
-async def faded(music: MpdMusic, server: MpdServer, since: int, volume: int) -> list[int]:
-    """Wait for the running fade, and for MPD to have logged its last step; its volumes."""
-    await asyncio.wait_for(music.wait_faded(), 5)
-    return volumes(await wait_command(server, "setvol", str(volume), since=since))
 
 
 class SongWatcher:
@@ -291,6 +244,26 @@ async def test_the_cue_plays_then_the_music_goes_on_where_it_was(
     assert not any(c[0] in ("addid", "playid") for c in sent)
 
 
+async def test_after_the_cue_the_song_goes_on_from_where_the_dip_ended(
+    music: MpdMusic, mpd_server: MpdServer
+) -> None:
+    await music.apply(MusicTarget(playlist="calm", volume=40, fade=0))
+    await music.wait_faded()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    mpd_server.command("seek", 1, 10.0)
+    mark = mpd_server.mark()
+    # The music takes half a second to dip (the stage's fade, under DUCK_FADE), playing on.
+    dip = 0.5
+    assert dip <= DUCK_FADE
+    await music.apply(MusicTarget(playlist="calm", volume=40, fade=dip, cue=1))
+    played = loop.time() - began
+    seek = next(c for c in await wait_command(mpd_server, "seekid", since=mark) if c[0] == "seekid")
+    # Back where the song was when the chime began: not before the dip (which would play
+    # the dip's second again), and no further than the song can have got.
+    assert 10.0 + 0.6 * dip <= float(seek[2]) <= 10.0 + played
+
+
 async def test_the_cue_on_a_paused_player_in_repeat_mode(
     music: MpdMusic, mpd_server: MpdServer
 ) -> None:
@@ -363,213 +336,6 @@ async def test_no_cue_configured_plays_no_chime(mpd_server: MpdServer) -> None:
         assert not any(c[0] == "addid" for c in sent)
     finally:
         await music.stop()
-
-
-# --- snapshot and restore -----------------------------------------------------------------
-
-
-def set_up_the_users_music(server: MpdServer, state: str) -> None:
-    """What the household was listening to before the session."""
-    client = server.client()
-    try:
-        for file in [*FLOWING, CALM[2]]:
-            client.add(file)
-        client.repeat(1)
-        client.random(0)
-        client.single(0)
-        client.consume(0)
-        client.crossfade(4)
-        client.setvol(55)
-        client.seek(1, 12.0)
-        if state == "pause":
-            client.pause(1)
-        elif state == "stop":
-            client.stop()
-    finally:
-        client.disconnect()
-
-
-@pytest.mark.parametrize("state", ["play", "pause", "stop"])
-async def test_restore_puts_the_player_back_exactly(
-    music: MpdMusic, mpd_server: MpdServer, state: str
-) -> None:
-    set_up_the_users_music(mpd_server, state)
-    stored = json.loads(json.dumps(await music.snapshot()))  # as the store keeps it
-    snapshot = MpdSnapshot.from_json(stored)
-    assert snapshot.queue == (*FLOWING, CALM[2])
-    assert (snapshot.state, snapshot.song, snapshot.volume) == (state, 1, 55)
-    assert (snapshot.repeat, snapshot.random, snapshot.crossfade) == (True, False, 4)
-
-    await music.apply(MusicTarget(playlist="calm", volume=30, fade=0.1, cue=1))
-    await music.apply(MusicTarget(playlist="calm", volume=20, fade=0.1))
-    await music.restore(stored, 0.2)
-
-    status = mpd_server.status()
-    assert mpd_server.queue() == [*FLOWING, CALM[2]]
-    assert status["state"] == state
-    assert status["song"] == "1"
-    assert status["volume"] == "55"
-    assert (status["repeat"], status["random"], status["single"], status["consume"]) == (
-        "1",
-        "0",
-        "0",
-        "0",
-    )
-    assert status["xfade"] == "4"
-    if state != "stop":
-        assert snapshot.elapsed is not None
-        assert snapshot.elapsed <= float(status["elapsed"]) < snapshot.elapsed + 1.0
-    assert (await music.read()).playlist is None
-
-
-async def test_a_snapshot_that_cannot_be_read_stops_the_music(
-    music: MpdMusic, mpd_server: MpdServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    await music.apply(MusicTarget(playlist="calm", volume=40, fade=0))
-    await music.restore({"state": "dancing"}, 0.1)
-    assert mpd_server.status()["state"] == "stop"
-    assert "cannot put the player back" in caplog.text
-
-
-async def test_restore_fades_out_first(music: MpdMusic, mpd_server: MpdServer) -> None:
-    set_up_the_users_music(mpd_server, "play")
-    snapshot = await music.snapshot()
-    await music.apply(MusicTarget(playlist="calm", volume=40, fade=0))
-    await music.wait_faded()
-    mark = mpd_server.mark()
-    await music.restore(snapshot, 0.3)
-    sent = await wait_command(mpd_server, "setvol", "55", since=mark)  # its last command
-    out = volumes(sent[: sent.index(["clear"])])
-    assert out == sorted(out, reverse=True) and out[-1] == 0 and len(out) > 2
-
-
-async def test_restore_stop_stops_and_puts_the_volume_back(mpd_server: MpdServer) -> None:
-    set_up_the_users_music(mpd_server, "play")
-    music = MpdMusic(config(mpd_server, restore="stop"))
-    try:
-        snapshot = await music.snapshot()
-        await music.apply(MusicTarget(playlist="calm", volume=30, fade=0))
-        await music.restore(snapshot, 0.1)
-        status = mpd_server.status()
-        assert status["state"] == "stop"
-        assert status["volume"] == "55"
-        assert mpd_server.queue() == CALM  # left as the session had it
-    finally:
-        await music.stop()
-
-
-# --- the player going away ----------------------------------------------------------------
-
-
-async def test_a_crashed_player_is_unavailable_then_reconnected(
-    music: MpdMusic, mpd_server: MpdServer
-) -> None:
-    await music.apply(MusicTarget(playlist="calm", volume=40, fade=0))
-    await music.wait_faded()
-
-    await asyncio.to_thread(mpd_server.kill)
-    with pytest.raises(DeviceUnavailable):
-        await music.read()
-    with pytest.raises(DeviceUnavailable):
-        await music.apply(MusicTarget(playlist="calm", volume=30, fade=0))
-
-    await asyncio.to_thread(mpd_server.start)  # same port, empty queue, volume 100
-    state = await music.read()  # reconnects by itself, and puts the room's music back
-    await music.wait_faded()
-    assert state.state == "play"
-    assert mpd_server.queue() == CALM
-    assert mpd_server.status()["volume"] == "40"
-    await music.apply(MusicTarget(playlist="calm", volume=30, fade=0))
-    await music.wait_faded()
-    assert mpd_server.status()["volume"] == "30"
-
-
-async def test_a_player_that_does_not_answer_times_out(mpd_server: MpdServer) -> None:
-    music = MpdMusic(config(mpd_server, timeout=0.3))
-    try:
-        await music.apply(MusicTarget(playlist="calm", volume=30, fade=0))
-        await music.wait_faded()
-        assert mpd_server.pid is not None
-        os.kill(mpd_server.pid, signal.SIGSTOP)  # the socket stays open; nothing answers
-        try:
-            with pytest.raises(DeviceUnavailable, match="did not answer"):
-                await music.read()
-        finally:
-            os.kill(mpd_server.pid, signal.SIGCONT)
-        assert (await music.read()).state == "play"  # on a new connection
-    finally:
-        await music.stop()
-
-
-async def test_a_player_that_is_down_at_start(tmp_path: Path) -> None:
-    port = free_port()
-    music = MpdMusic(config(port=port))
-    await music.start()  # not an error
-    try:
-        with pytest.raises(DeviceUnavailable):
-            await music.read()
-        with MpdServer(tmp_path / "mpd", port=port) as server:
-            await music.apply(MusicTarget(playlist="calm", volume=30, fade=0))
-            await music.wait_faded()
-            assert server.status()["state"] == "play"
-    finally:
-        await music.stop()
-
-
-async def test_a_password(tmp_path: Path) -> None:
-    with MpdServer(tmp_path / "mpd", password="spa-time") as server:
-        music = MpdMusic(config(server))
-        try:
-            await music.apply(MusicTarget(playlist="calm", volume=30, fade=0))
-            assert (await music.read()).state == "play"
-        finally:
-            await music.stop()
-        wrong = MpdMusic(config(server, password="nope"))
-        with pytest.raises(PlayerRefused, match="password"):
-            await wrong.read()
-        await wrong.stop()
-
-
-# --- through the coordinator --------------------------------------------------------------
-
-
-async def test_a_session_through_the_coordinator(mpd_server: MpdServer) -> None:
-    """Snapshot before the first change, the stage's music, then the room put back; with the
-    player crashing mid-session: degraded, then the music back by itself."""
-    set_up_the_users_music(mpd_server, "play")
-    bus = EventBus()
-    coordinator: Coordinator[MusicTarget, MusicState, Any] = Coordinator(
-        "bedroom",
-        "music",
-        MpdMusic(config(mpd_server)),
-        bus,
-        SystemClock(),
-        retry_initial=0.05,
-        retry_max=0.2,
-    )
-    await coordinator.start()
-    try:
-        coordinator.begin_session()
-        coordinator.show(MusicTarget(playlist="calm", volume=30, fade=0.1, cue=1))
-        assert await coordinator.wait_synced(5)
-        assert mpd_server.queue() == CALM
-        assert coordinator.state is not None and coordinator.state.playlist == "calm"
-
-        await asyncio.to_thread(mpd_server.kill)
-        await asyncio.to_thread(mpd_server.start)
-        coordinator.show(MusicTarget(playlist="calm", volume=20, fade=0))
-        assert await coordinator.wait_synced(5)
-        assert mpd_server.queue() == CALM
-        assert mpd_server.status()["state"] == "play"
-
-        coordinator.end_session(0.1)
-        assert await coordinator.wait_synced(5)
-        # The snapshot is from before the crash: the user's music comes back all the same.
-        assert mpd_server.queue() == [*FLOWING, CALM[2]]
-        assert mpd_server.status()["state"] == "play"
-        assert mpd_server.status()["volume"] == "55"
-    finally:
-        await coordinator.stop()
 
 
 # --- the chime file -----------------------------------------------------------------------

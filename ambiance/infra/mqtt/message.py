@@ -1,0 +1,52 @@
+"""Messages as handlers see them, and payloads as they go out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from paho.mqtt.properties import Properties
+
+# A handler never sees a payload bigger than this: larger ones are dropped with a warning.
+MAX_PAYLOAD = 64 * 1024
+
+Payload = str | bytes | dict[str, Any] | list[Any] | None
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message as handlers see it."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+    # Over MAX_PAYLOAD: the payload is left out (b"") and only handlers that asked for
+    # oversized messages see it, so that a door can say "too large" to the sender.
+    oversized: int | None = None  # the size in bytes, when oversized
+
+    @property
+    def text(self) -> str:
+        """The payload as text (undecodable bytes replaced)."""
+        return self.payload.decode("utf-8", errors="replace")
+
+
+Handler = Callable[[Message], None]
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """Text as UTF-8, dicts and lists as compact JSON, None as an empty payload."""
+    if payload is None:
+        return b""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def new_properties(packet_type: int) -> Properties:
+    """Empty MQTT 5 properties for a packet of `packet_type` (a `PacketTypes` value)."""
+    return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
