@@ -115,7 +115,7 @@ def hue_room(n_lights: int) -> Any:
 
 def hue_settings(tmp: Path, address: str, routine: str, **extra: Any) -> Any:
     from ambiance.config import DevicesConfig, RoomConfig, Settings
-    from ambiance.devices.lights.hue.backend import HueLightsConfig
+    from ambiance.devices.lights.hue.registration import HueLightsConfig
 
     room_extra = extra.pop("room", {})
     return Settings(

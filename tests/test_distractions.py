@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ambiance.config import DevicesConfig, RoomConfig, Settings, load_settings
-from ambiance.devices.lights.hue.backend import HueDistraction, HueLightsConfig
+from ambiance.devices.lights.hue.registration import HueDistraction, HueLightsConfig
 from ambiance.errors import ConfigError
 from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance

@@ -22,8 +22,8 @@ import pytest
 from ambiance.config import DevicesConfig, RoomConfig, Settings
 from ambiance.core.events import Event
 from ambiance.devices.lights.base import percent_to_bri
-from ambiance.devices.lights.hue.backend import HueLightsConfig
-from ambiance.devices.music.base import MpdMusicConfig
+from ambiance.devices.lights.hue.registration import HueLightsConfig
+from ambiance.devices.music.mpd.config import MpdMusicConfig
 from ambiance.devices.phones import PhoneConfig
 from ambiance.infra.clock import FakeClock
 from ambiance.infra.store import Store

@@ -18,7 +18,7 @@ import pytest
 
 from ambiance.config import DevicesConfig, RoomConfig, Settings
 from ambiance.core.room import Room
-from ambiance.devices.lights.hue.backend import HueLightsConfig
+from ambiance.devices.lights.hue.registration import HueLightsConfig
 from ambiance.infra.clock import FakeClock
 from ambiance.infra.store import Store
 from ambiance.service import Ambiance

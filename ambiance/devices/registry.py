@@ -35,11 +35,11 @@ Slot = Literal["lights", "music", "distraction"]
 # time the registry is asked, which keeps the registry free of imports of its own users.
 BUILTIN_MODULES = (
     "ambiance.devices.lights.virtual",
-    "ambiance.devices.lights.hue.backend",
+    "ambiance.devices.lights.hue.registration",
     "ambiance.devices.lights.zigbee2mqtt",
     "ambiance.devices.music.base",
     "ambiance.devices.music.mqtt",
-    "ambiance.devices.music.mpd_backend",
+    "ambiance.devices.music.mpd.registration",
     "ambiance.devices.distractions",
 )
 

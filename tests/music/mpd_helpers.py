@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ambiance.devices.music.base import MpdMusicConfig
 from ambiance.devices.music.mpd import MpdMusic
+from ambiance.devices.music.mpd.config import MpdMusicConfig
 from tests.mpd_server import LIBRARY, MpdServer, free_port
 
 STEP = 0.05

@@ -8,7 +8,7 @@ import pytest
 
 from ambiance.config import DevicesConfig, RoomConfig, Settings
 from ambiance.core.scenes import Guidance, Library, LightsSpec, MusicSpec, Routine, Scene, Stage
-from ambiance.devices.music.base import MpdMusicConfig
+from ambiance.devices.music.mpd.config import MpdMusicConfig
 from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
 from tests.mpd_server import LIBRARY, MpdServer

@@ -6,7 +6,7 @@
 - lights.py: `HueLights`, one room as a Hue group (one group command per scene change,
   an exact per-light snapshot and restore);
 - pairing.py: `pair()` gets a username from the link button; `HueCredentials` keeps it;
-- backend.py: the registry's declaration (config models and factories) of Hue lights and
+- registration.py: the registry's declaration (config models and factories) of Hue lights and
   Hue distractions.
 
 Retrying a bridge that is away is the coordinator's (ambiance.core.coordinator): a call

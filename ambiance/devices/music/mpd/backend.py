@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from ambiance.core.coordinator import Drifted
-from ambiance.devices.music.base import MpdMusicConfig, MusicState, MusicTarget
+from ambiance.devices.music.base import MusicState, MusicTarget
 from ambiance.devices.music.mpd.client import (
     MpdConnection,
     PlayerRefused,
@@ -26,6 +26,7 @@ from ambiance.devices.music.mpd.client import (
     state_of,
     volume_of,
 )
+from ambiance.devices.music.mpd.config import MpdMusicConfig
 from ambiance.devices.music.mpd.cue import Cue
 from ambiance.devices.music.mpd.fades import Fader, Sleep
 from ambiance.devices.music.mpd.snapshot import MpdSnapshot, put_back, take_snapshot

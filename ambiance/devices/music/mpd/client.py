@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar, cast
 from mpd import CommandError, MPDError
 from mpd.asyncio import MPDClient
 
-from ambiance.devices.music.base import MpdMusicConfig
+from ambiance.devices.music.mpd.config import MpdMusicConfig
 from ambiance.errors import DeviceError, DeviceUnavailable
 
 # The package's name ("ambiance.devices.music.mpd", as before it was split).
