@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from ambiance.core.coordinator import Coordinator
+from ambiance.core.coordinator import Coordinator, Drifted
 from ambiance.core.events import EventBus
 from ambiance.devices.lights.base import LightState, LightTarget, Snapshot
 from ambiance.devices.lights.virtual import VirtualLight, VirtualLights
@@ -321,3 +321,49 @@ async def test_the_poll_is_one_timer_that_stays_armed() -> None:
     finally:
         await coordinator.stop()
     assert clock.pending == 0  # stop() cancelled it
+
+
+class DriftingLights(FlakyLights):
+    """Lights that, once told to, report at their next read that they lost what was shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drift = False
+
+    async def read(self) -> list[LightState]:
+        if self.drift:
+            self.drift = False  # a drift is reported once, as a restarted player's is
+            raise Drifted("the lights came back at their power-on state")
+        return await super().read()
+
+
+async def test_a_drift_reported_by_read_is_converged_by_the_coordinator() -> None:
+    backend = DriftingLights()
+    clock = FakeClock(monotonic="fake")
+    coordinator: LightsCoordinator = Coordinator(
+        "bedroom", "lights", backend, EventBus(), clock, poll_interval=30
+    )
+    await coordinator.start()
+    try:
+        coordinator.begin_session()
+        coordinator.show(WARM)
+        assert await coordinator.wait_synced(5)
+        assert backend.calls.count("apply") == 1
+        for light in backend.lights:  # the bulbs lost power: back at full, cool white
+            light.on, light.bri, light.ct = True, 254, 153
+        backend.drift = True
+        await clock.run(30)  # the poll reads, hears of the drift, and applies again
+        assert await coordinator.wait_synced(5)
+        assert backend.calls.count("apply") == 2
+        assert states(backend) == [(True, 51, 455), (True, 51, 455)]
+
+        # After the end the lights are the user's again: a drift then is not undone.
+        coordinator.end_session(1)
+        assert await coordinator.wait_synced(5)
+        backend.drift = True
+        await clock.run(30)
+        assert await coordinator.wait_synced(5)
+        assert backend.calls.count("apply") == 2
+        assert backend.calls.count("restore") == 1
+    finally:
+        await coordinator.stop()
