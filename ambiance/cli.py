@@ -15,7 +15,8 @@ from ambiance.config import Settings, load_settings
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
 from ambiance.errors import AmbianceError, ConfigError
 from ambiance.infra import logs
-from ambiance.infra.auth import TokenStore, page_link, token_required
+from ambiance.infra.auth import page_link, token_required
+from ambiance.infra.store import Tokens
 from ambiance.service import check_rooms
 
 log = logging.getLogger("ambiance")
@@ -65,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     json_logs = settings.log_format == "json"
     logs.setup(settings.log_level, json=json_logs)
     # The API token: made on the first start and shown that once (only its hash is kept).
-    new_token = TokenStore(settings.data_dir).ensure()
+    new_token = Tokens(settings.data_dir).ensure()
     core = Ambiance(settings, library=library)
     app = create_app(core, manage_core=True)
 
@@ -113,7 +114,7 @@ def _show_new_token(url: str, token: str, settings: Settings) -> None:
 
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = TokenStore(settings.data_dir)
+    store = Tokens(settings.data_dir)
     if not args.reset:
         state = "exists" if store.exists() else "does not exist yet (ambiance serve makes it)"
         print(f"The API token's hash is in {store.path}: it {state}.")

@@ -5,11 +5,11 @@ running sessions with their stage deadlines (and the routine as the session uses
 session resumes even if the YAML changed meanwhile), the commands given, each device's
 snapshot taken at a session's start (so the room can still be put back), the
 do-not-disturb state sent to each phone, profiles, feedback and session history, all in
-one SQLite file (`Database`, database.py).
+one SQLite file (`Database`, database.py); and the API token's hash, in a file of its own.
 
 `Store` is what the service opens: one database and a repository per kind of data, each
 a small class over it (`store.sessions`, `store.snapshots`, `store.dnd`, `store.profiles`,
-`store.feedback`). Every repository method is one short transaction,
+`store.feedback`), plus `store.tokens`. Every repository method is one short transaction,
 except the `*_soon` ones, which wait for the end of the event loop's turn
 (writebehind.py: the rule for "no loop" is there).
 """
@@ -26,6 +26,7 @@ from ambiance.infra.store.profiles import Profiles
 from ambiance.infra.store.schema import MIGRATIONS, SCHEMA_VERSION
 from ambiance.infra.store.sessions import ACTIVE, STATUSES, SessionRecord, Sessions
 from ambiance.infra.store.snapshots import PendingRestore, Snapshots
+from ambiance.infra.store.tokens import Tokens
 
 __all__ = [
     "ACTIVE",
@@ -37,12 +38,14 @@ __all__ = [
     "PendingRestore",
     "SessionRecord",
     "Store",
+    "Tokens",
 ]
 
 
 class Store:
     """The database at `path` with its repositories; `open()` before use, `close()` after
-    (or `with Store(path):`)."""
+    (or `with Store(path):`). The token file is beside the database, in its folder, and
+    needs no `open()`."""
 
     def __init__(self, path: Path) -> None:
         self.db = Database(path)
@@ -51,6 +54,7 @@ class Store:
         self.dnd = DndStates(self.db)
         self.profiles = Profiles(self.db)
         self.feedback = FeedbackLog(self.db)
+        self.tokens = Tokens(path.parent)
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> Store:
