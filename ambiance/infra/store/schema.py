@@ -1,8 +1,6 @@
-"""The schema: the migrations that build it, one version at a time.
+"""The schema: the migrations that build it, one version at a time (`PRAGMA user_version`).
 
-`MIGRATIONS[i]` takes the database from version i to i + 1 (`PRAGMA user_version`); the
-database runs each in its own transaction (`Database.open`). A script that has shipped is
-never edited, since databases out there are already past it: a change is a new script.
+`Database.open()` runs each missing one in its own transaction, with its version.
 """
 
 from __future__ import annotations
