@@ -20,7 +20,8 @@ from ambiance import __version__
 from ambiance.config import Settings, load_settings
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
 from ambiance.errors import AmbianceError, ConfigError
-from ambiance.infra.auth import TokenStore, page_link
+from ambiance.infra.auth import page_link
+from ambiance.infra.store import Tokens
 from ambiance.service import check_rooms
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def _plugged_in(sub: Subcommands) -> None:
 
 def cmd_token(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    store = TokenStore(settings.data_dir)
+    store = Tokens(settings.data_dir)
     if not args.reset:
         state = "exists" if store.exists() else "does not exist yet (ambiance serve makes it)"
         print(f"The API token's hash is in {store.path}: it {state}.")

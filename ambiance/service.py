@@ -17,6 +17,7 @@ from ambiance.core.events import EventBus
 from ambiance.core.people import ProfileBook
 from ambiance.core.room import Room
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
+from ambiance.core.status import Status
 from ambiance.core.views import Health
 from ambiance.devices.distractions import Distractions, DistractionsCoordinator
 from ambiance.devices.lights.views import LightsCoordinator
@@ -107,7 +108,7 @@ class Ambiance:
 
     def _pick_up_sessions(self) -> None:
         """Go on with the sessions that were running when the service stopped or crashed."""
-        for record in self.store.active_sessions():
+        for record in self.store.sessions.active():
             room = self.rooms.get(record.room)
             if room is None:
                 log.warning(
@@ -115,11 +116,11 @@ class Ambiance:
                     record.id,
                     record.room,
                 )
-                ended = {**record.as_dict(), "status": "stopped", "ended_at": self.clock.now()}
-                self.store.save_session(SessionRecord(**{**ended, "updated_at": self.clock.now()}))
+                ended = {**record.as_dict(), "status": Status.STOPPED, "ended_at": self.clock.now()}
+                self.store.sessions.save(SessionRecord(**{**ended, "updated_at": self.clock.now()}))
                 continue
             try:
-                room.pick_up(record.as_dict(), self.store.snapshots(record.id))
+                room.pick_up(record.as_dict(), self.store.snapshots.for_session(record.id))
             except Exception:  # one unreadable session must not keep the service down
                 log.exception("%s: could not pick up session %s", record.room, record.id)
 
@@ -128,13 +129,13 @@ class Ambiance:
         a stop while a device was away, is done now (rooms with a session going on keep
         theirs for its end). The phones of the other rooms come off do-not-disturb."""
         pending: dict[str, dict[str, PendingRestore]] = {}
-        for leftover in self.store.pending_restores():
+        for leftover in self.store.snapshots.pending_restores():
             # The oldest per device: the room as it was before the first of them.
             pending.setdefault(leftover.room, {}).setdefault(leftover.device, leftover)
         for name in pending.keys() - self.rooms.keys():
             log.warning("room %r, no longer configured, was not put back after its session", name)
             for device in pending[name]:  # said once: there is nothing to put it back with
-                self.store.mark_restored(name, device, at=self.clock.now())
+                self.store.snapshots.mark_restored(name, device, at=self.clock.now())
         for name, room in self.rooms.items():
             if room.session is not None:
                 continue

@@ -12,7 +12,6 @@ from fastapi.staticfiles import StaticFiles
 
 from ambiance import __version__
 from ambiance.config import Settings
-from ambiance.infra.auth import TokenStore
 from ambiance.service import Ambiance
 
 from . import auth, errors
@@ -64,7 +63,7 @@ def create_app(
     app.state.core = service
     errors.install(app)
     config = service.settings
-    auth.install(app, config.auth, config.host, TokenStore(config.data_dir))
+    auth.install(app, config.auth, config.host, service.store.tokens)
     # Everything but health needs the token when one is required (api/auth.py);
     # the event stream also takes it as ?access_token= (EventSource sends no headers).
     app.include_router(health.router, prefix=API_PREFIX)

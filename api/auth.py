@@ -26,7 +26,8 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBear
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ambiance.infra.auth import AuthSettings, TokenStore, token_required
+from ambiance.infra.auth import AuthSettings, token_required
+from ambiance.infra.store import Tokens
 
 from .errors import error_body
 from .schemas import ErrorBody
@@ -70,7 +71,7 @@ class Unauthorized(Exception):
 class Access:
     """What the token check needs: whether a token is required, and where its hash is."""
 
-    def __init__(self, auth: AuthSettings, host: str, store: TokenStore) -> None:
+    def __init__(self, auth: AuthSettings, host: str, store: Tokens) -> None:
         self.required = token_required(auth, host)
         self.store = store
 
@@ -250,7 +251,7 @@ class RedactAccessToken(logging.Filter):
 _REDACT = RedactAccessToken()
 
 
-def install(app: FastAPI, auth: AuthSettings, host: str, store: TokenStore) -> None:
+def install(app: FastAPI, auth: AuthSettings, host: str, store: Tokens) -> None:
     """The token check's state and error, CORS, the body limit and the headers."""
     access = Access(auth, host, store)
     app.state.access = access

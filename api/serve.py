@@ -13,8 +13,9 @@ from ambiance import __version__
 from ambiance.cli import Subcommands, common, library, settings_from, urls
 from ambiance.config import Settings
 from ambiance.infra import logs
-from ambiance.infra.auth import TokenStore, page_link, token_required
+from ambiance.infra.auth import page_link, token_required
 from ambiance.infra.memory import freeze_startup_objects
+from ambiance.infra.store import Tokens
 from ambiance.service import Ambiance, check_rooms
 
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     json_logs = settings.log_format == "json"
     logs.setup(settings.log_level, json=json_logs)
     # The API token: made on the first start and shown that once (only its hash is kept).
-    new_token = TokenStore(settings.data_dir).ensure()
+    new_token = Tokens(settings.data_dir).ensure()
     core = Ambiance(settings, library=scenes)
     app = create_app(core, manage_core=True)
 

@@ -1,12 +1,12 @@
-"""The API token in the core (ambiance/infra/auth.py) and on the command line."""
+"""Who needs the API token (ambiance/infra/auth.py), and the token on the command line.
+
+The token file itself is tests/infra/store/test_tokens.py."""
 
 from __future__ import annotations
 
-import hmac
 import os
 import queue
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -18,58 +18,8 @@ import pytest
 from ambiance.cli import main
 from ambiance.config import load_settings
 from ambiance.errors import ConfigError
-from ambiance.infra.auth import AuthSettings, TokenStore, is_loopback, token_required
-
-
-def test_the_token_is_made_once_and_stored_hashed_in_a_private_file(tmp_path: Path) -> None:
-    store = TokenStore(tmp_path / "data")
-    token = store.ensure()
-    assert token is not None and len(token) >= 43  # 32 random bytes, URL-safe base64
-    assert store.ensure() is None  # already there: not made (or shown) again
-    text = store.path.read_text()
-    assert token not in text
-    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
-    assert not [p for p in store.data_dir.iterdir() if p.name.endswith(".tmp")]
-    assert store.verify(token)
-    assert not store.verify(token + "x")
-    assert not store.verify("")
-    assert not store.verify(None)
-
-
-def test_reset_makes_a_new_token_and_the_old_one_stops_working(tmp_path: Path) -> None:
-    store = TokenStore(tmp_path)
-    old = store.reset()
-    running = TokenStore(tmp_path)  # a running service's own store sees the change
-    assert running.verify(old)
-    new = store.reset()
-    assert new != old
-    assert running.verify(new)
-    assert not running.verify(old)
-
-
-def test_the_hashes_are_compared_in_constant_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = TokenStore(tmp_path)
-    token = store.reset()
-    calls: list[tuple[object, object]] = []
-    real = hmac.compare_digest
-
-    def recording(a: str, b: str) -> bool:
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(hmac, "compare_digest", recording)
-    assert store.verify(token)
-    assert not store.verify("wrong")
-    assert len(calls) == 2
-    assert all(token not in (a, b) for a, b in calls)  # hashes, not the token
-
-
-def test_a_broken_token_file_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "auth.json").write_text("{}")
-    with pytest.raises(ConfigError, match="ambiance token --reset"):
-        TokenStore(tmp_path).verify("x")
+from ambiance.infra.auth import AuthSettings, is_loopback, token_required
+from ambiance.infra.store import Tokens
 
 
 @pytest.mark.parametrize(
@@ -139,7 +89,7 @@ def test_token_reset_prints_a_new_token_once(
     out = capsys.readouterr().out
     link = next(line for line in out.splitlines() if "#token=" in line)
     token = link.rsplit("#token=", 1)[1]
-    assert TokenStore(data).verify(token)
+    assert Tokens(data).verify(token)
     assert token not in (data / "auth.json").read_text()
     assert main(["token", "--data-dir", str(data)]) == 0
     assert token not in capsys.readouterr().out

@@ -72,14 +72,16 @@ async def test_api_and_mqtt_writing_at_once_lose_nothing(
                 assert sub.matching("ambiance/+/error") == []
                 with Store.in_dir(tmp_path) as store:
                     for room in ROOMS:
-                        sessions = store.history(room=room, limit=100)
-                        assert sum(len(store.commands(s.id)) for s in sessions) == CYCLES * 5
+                        sessions = store.sessions.history(room=room, limit=100)
+                        assert (
+                            sum(len(store.sessions.commands(s.id)) for s in sessions) == CYCLES * 5
+                        )
 
         # A second reader (another connection) sees every write.
         with Store.in_dir(tmp_path) as store:
-            notes = {p["name"]: p["notes"] for p in store.list_profiles()}
+            notes = {p["name"]: p["notes"] for p in store.profiles.all()}
             assert notes == {f"p{i}": f"n{i}" for i in range(60)}
             for room in ROOMS:
-                sessions = store.history(room=room, limit=100)
+                sessions = store.sessions.history(room=room, limit=100)
                 assert len(sessions) == CYCLES
                 assert {s.status for s in sessions} == {"stopped"}

@@ -83,9 +83,9 @@ rooms:
 
 def active(rig: Rig) -> Any:
     with Store.in_dir(rig.data) as store:
-        sessions = store.active_sessions()
+        sessions = store.sessions.active()
         assert len(sessions) == 1
-        return sessions[0], store.snapshots(sessions[0].id), store.dnd_states("bedroom")
+        return sessions[0], store.snapshots.for_session(sessions[0].id), store.dnd.states("bedroom")
 
 
 def shift_back(rig: Rig, seconds: float) -> None:
@@ -202,8 +202,8 @@ def test_killed_while_the_room_was_being_put_back_it_is_put_back_on_the_next_sta
             assert not body["lights"]["synced"]
         service.kill()
         with Store.in_dir(rig.data) as store:
-            assert store.get_session(session_id).status == "stopped"  # type: ignore[union-attr]
-            assert [p.device for p in store.pending_restores()] == ["lights"]
+            assert store.sessions.get(session_id).status == "stopped"  # type: ignore[union-attr]
+            assert [p.device for p in store.snapshots.pending_restores()] == ["lights"]
 
         rig.emu.start()  # the same port again
         again = rig.service()
@@ -215,4 +215,4 @@ def test_killed_while_the_room_was_being_put_back_it_is_put_back_on_the_next_sta
         finally:
             again.terminate()
         with Store.in_dir(rig.data) as store:
-            assert store.pending_restores() == []
+            assert store.snapshots.pending_restores() == []

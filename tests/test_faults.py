@@ -350,7 +350,7 @@ rooms:
         assert emu.count("PUT") == 0
         assert emu.state("1")["bri"] == 51
         with Store.in_dir(data) as store:
-            [record] = store.active_sessions()
+            [record] = store.sessions.active()
         assert (record.id, record.status, record.index) == (session_id, "running", 1)
 
         again = service()

@@ -154,7 +154,7 @@ def assert_consistent(room: Room) -> None:
     assert remaining is None or (math.isfinite(remaining) and remaining >= 0)
     store = room.store
     assert store is not None
-    record = store.get_session(session.id)
+    record = store.sessions.get(session.id)
     assert record is not None
     assert record.status == session.status.value
 

@@ -11,9 +11,10 @@ import pytest
 
 from ambiance import __version__
 from ambiance.config import RoomConfig, Settings
-from ambiance.infra.auth import AuthSettings, TokenStore
+from ambiance.infra.auth import AuthSettings
 from ambiance.infra.clock import FakeClock
 from ambiance.infra.metrics import COMMAND_BUCKETS, Metrics
+from ambiance.infra.store import Tokens
 from ambiance.service import Ambiance
 from api.app import create_app
 from tests.helpers import make_library
@@ -179,7 +180,7 @@ async def test_metrics_need_the_token_when_the_api_does(tmp_path: Path) -> None:
         rooms={"bedroom": RoomConfig(routine="quick")},
         auth=AuthSettings(required="always"),
     )
-    token = TokenStore(tmp_path).reset()
+    token = Tokens(tmp_path).reset()
     core = Ambiance(settings, clock=FakeClock(), library=make_library())
     async with core:
         transport = httpx.ASGITransport(app=create_app(core))

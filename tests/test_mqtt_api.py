@@ -332,7 +332,7 @@ async def test_phones_left_on_dnd_by_an_ended_session_are_taken_off_at_start(
     """The service died between a session's end and storing the phones' "off": at the
     next start the room has no session, so the phones are told "off"."""
     with Store.in_dir(tmp_path) as store:
-        store.save_dnd("bedroom", "sams-pixel", {"state": "on", "session": "gone"})
+        store.dnd.save("bedroom", "sams-pixel", {"state": "on", "session": "gone"})
     with Subscriber(mosquitto, "ambiance/phones/+/dnd") as sub:
         core = Ambiance(settings(mosquitto, tmp_path), clock=FakeClock(), library=make_library())
         async with core:

@@ -234,13 +234,13 @@ async def test_a_restore_cut_short_by_a_stop_is_done_at_the_next_start(tmp_path:
             room.stop_session()
             assert not await room.lights.wait_synced(0.3)  # cannot put it back now
         with Store.in_dir(tmp_path) as store:
-            assert [p.device for p in store.pending_restores()] == ["lights"]
+            assert [p.device for p in store.snapshots.pending_restores()] == ["lights"]
         emu.start()
         again = Ambiance(settings, clock=FakeClock(), library=make_library())
         async with again:
             assert await again.room("bedroom").lights.wait_synced(5)
             assert exact(emu) == before
-            assert again.store.pending_restores() == []
+            assert again.store.snapshots.pending_restores() == []
 
 
 async def test_a_restore_still_pending_is_carried_into_the_next_session_and_a_restart(

@@ -182,7 +182,7 @@ class Session:
                 "scenes": {n: s.model_dump(mode="json") for n, s in self.scenes.items()},
             },
             "profile": self.profile,
-            "status": self.status.value,
+            "status": self.status,
             "index": self.index,
             "started_at": self.started_at,
             "stage_started_at": self.stage_started_at,

@@ -29,7 +29,7 @@ class ProfileBook:
 
     def list(self) -> list[Profile]:
         profiles = []
-        for data in self.store.list_profiles():
+        for data in self.store.profiles.all():
             try:
                 profiles.append(Profile.model_validate(data))
             except ValidationError:
@@ -37,18 +37,18 @@ class ProfileBook:
         return profiles
 
     def get(self, name: str) -> Profile:
-        data = self.store.get_profile(name)
+        data = self.store.profiles.get(name)
         if data is None:
             raise NotFound("profile", name, known=[p.name for p in self.list()])
         return Profile.model_validate(data)
 
     def create(self, profile: Profile) -> Profile:
-        if self.store.get_profile(profile.name) is not None:
+        if self.store.profiles.get(profile.name) is not None:
             raise Conflict(f"a profile named {profile.name!r} exists already; update it instead")
         return self.put(profile)
 
     def put(self, profile: Profile) -> Profile:
-        self.store.put_profile(profile.name, profile.model_dump(mode="json"), at=self.clock.now())
+        self.store.profiles.put(profile.name, profile.model_dump(mode="json"), at=self.clock.now())
         return profile
 
     def update(self, name: str, changes: dict[str, Any]) -> Profile:
@@ -65,7 +65,7 @@ class ProfileBook:
         return self.put(updated)
 
     def delete(self, name: str) -> None:
-        if not self.store.delete_profile(name):
+        if not self.store.profiles.delete(name):
             raise NotFound("profile", name)
 
     def export(self, name: str) -> dict[str, Any]:
@@ -74,7 +74,7 @@ class ProfileBook:
         return {
             "format": EXPORT_FORMAT,
             "profile": profile.model_dump(mode="json"),
-            "feedback": self.store.feedback_for_profile(name, limit=1000),
+            "feedback": self.store.feedback.for_profile(name, limit=1000),
         }
 
     def import_(self, document: dict[str, Any], *, replace: bool = False) -> Profile:
@@ -95,9 +95,9 @@ class ProfileBook:
         """Keep the feedback on a session; its profile (if any) learns from it."""
         routine = Routine.model_validate(record.routine_data["routine"])
         feedback.check(routine)  # InvalidInput naming an unknown stage
-        if record.status in ("running", "paused"):
+        if record.active:
             raise Conflict("feedback comes after the session; end it first")
-        self.store.add_feedback(
+        self.store.feedback.add(
             record.id, record.profile, feedback.model_dump(mode="json"), self.clock.now()
         )
         if record.profile is None:

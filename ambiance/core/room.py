@@ -439,9 +439,9 @@ class Room:
         if self.store is None:
             return
         if soon:
-            self.store.save_session_soon(session.id, functools.partial(self._record, session))
+            self.store.sessions.save_soon(session.id, functools.partial(self._record, session))
         else:
-            self.store.save_session(self._record(session))
+            self.store.sessions.save(self._record(session))
 
     def live_record(self, session_id: str) -> SessionRecord | None:
         """The record of the session running here now, if `session_id` is it."""
@@ -455,7 +455,7 @@ class Room:
 
     def _log(self, session: Session, action: str, args: dict[str, Any]) -> None:
         if self.store is not None:
-            self.store.log_command_soon(session.id, self.clock.now(), action, args)
+            self.store.sessions.log_command_soon(session.id, self.clock.now(), action, args)
 
     def _snapshot_taken(self, device: str, snapshot: Any) -> None:
         session = self.session
@@ -463,11 +463,11 @@ class Room:
             return
         self._persist(session)  # the snapshot refers to the session: it must be stored first
         coordinator = self.devices[device]
-        self.store.save_snapshot(session.id, device, coordinator.backend.dump_snapshot(snapshot))
+        self.store.snapshots.save(session.id, device, coordinator.backend.dump_snapshot(snapshot))
 
     def _restored(self, device: str) -> None:
         if self.store is not None:
-            self.store.mark_restored(self.name, device, at=self.clock.now())
+            self.store.snapshots.mark_restored(self.name, device, at=self.clock.now())
 
     def _schedule(self) -> None:
         self._cancel_timer()

@@ -85,14 +85,14 @@ class Phones:
             self.mqtt.publish(self.topic(phone), payload, qos=1, retain=True)
             if self.store is not None:  # so that after a restart "off" still follows "on"
                 # At the end of the loop's turn, in one transaction with the session's save.
-                self.store.save_dnd_soon(self.room, phone.name, payload, at=self.clock.now())
+                self.store.dnd.save_soon(self.room, phone.name, payload, at=self.clock.now())
         log.info("%s: phones %s on do-not-disturb", self.room, "put" if on else "taken off")
 
     def load(self) -> None:
         """Take up what was last sent to the phones before a restart."""
         if self.store is None:
             return
-        sent = self.store.dnd_states(self.room)
+        sent = self.store.dnd.states(self.room)
         on = [p for p in sent.values() if p.get("state") == "on"]
         if on:
             self.on = True

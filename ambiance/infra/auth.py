@@ -1,32 +1,17 @@
-"""Access control, the part that is not web code: the settings and the API token.
+"""Access control, the part that is not web code: who needs the API token, and the link.
 
-The token is made with `secrets.token_urlsafe(32)` (256 random bits), shown once, and
-kept only as a salted SHA-256 hash in `<data dir>/auth.json` (mode 0600, written
-atomically). A fast hash is enough here: the token is random, not a password a person
-chose, so there is no dictionary to try and 2**256 guesses are out of reach; a slow KDF
-(scrypt, PBKDF2) would only add its cost to every request. The salt keeps two installs'
-hashes apart. Comparisons are of hashes, with `hmac.compare_digest` (constant time).
+The token itself is stored data: `Tokens` (ambiance/infra/store/tokens.py) keeps its
+salted hash in `<data dir>/auth.json`; `Store.tokens` is the service's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
-import json
-import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ambiance.errors import ConfigError
-from ambiance.infra.jsonfile import write_json_atomic
-
 LOOPBACK_NAMES = {"localhost"}
-AUTH_FILE = "auth.json"
 
 
 class AuthSettings(BaseModel):
@@ -66,81 +51,6 @@ def token_required(auth: AuthSettings, host: str) -> bool:
     if auth.required == "never":
         return False
     return not is_loopback(host)
-
-
-def _hash(salt: bytes, token: str) -> str:
-    return hashlib.sha256(salt + token.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class _Stored:
-    salt: bytes
-    digest: str
-    stamp: tuple[int, int]  # the file's (mtime_ns, size) when read
-
-
-class TokenStore:
-    """The API token's hash in `<data_dir>/auth.json`; the token itself is never kept."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.path = data_dir / AUTH_FILE
-        self._cached: _Stored | None = None
-
-    def exists(self) -> bool:
-        return self.path.is_file()
-
-    def ensure(self) -> str | None:
-        """Make a token if there is none; return it when it was just made, else None."""
-        if self.exists():
-            self._load()  # a broken file is an error now, not a 401 later
-            return None
-        return self.reset()
-
-    def reset(self) -> str:
-        """Make a new token (the old one stops working) and return it, the only time."""
-        token = secrets.token_urlsafe(32)
-        salt = secrets.token_bytes(16)
-        record = {
-            "version": 1,
-            "algorithm": "sha256(salt + token)",
-            "salt": salt.hex(),
-            "hash": _hash(salt, token),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        self._write(record)
-        self._cached = None
-        return token
-
-    def verify(self, candidate: str | None) -> bool:
-        """Is this the token? Constant time in the candidate (hashes are compared)."""
-        stored = self._load()
-        if stored is None or not candidate:
-            return False
-        return hmac.compare_digest(_hash(stored.salt, candidate), stored.digest)
-
-    def _load(self) -> _Stored | None:
-        # Re-read when the file changes, so `ambiance token --reset` takes effect at once.
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self._cached = None
-            return None
-        stamp = (st.st_mtime_ns, st.st_size)
-        if self._cached is not None and self._cached.stamp == stamp:
-            return self._cached
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            stored = _Stored(bytes.fromhex(data["salt"]), str(data["hash"]), stamp)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(
-                [f"{self.path}: not a token file ({exc}); make a new one: ambiance token --reset"]
-            ) from None
-        self._cached = stored
-        return stored
-
-    def _write(self, record: dict[str, object]) -> None:
-        write_json_atomic(self.path, record, dir_mode=0o700)
 
 
 def page_link(base_url: str, token: str) -> str:

@@ -17,7 +17,7 @@ router = APIRouter(tags=["sessions"], responses={404: ERRORS[404]})
 
 
 def _record(core: CoreDep, session_id: str) -> SessionRecord:
-    record = core.store.get_session(session_id)
+    record = core.store.sessions.get(session_id)
     if record is None:
         raise NotFound("session", session_id)
     return core.current(record)
@@ -31,7 +31,7 @@ async def list_sessions(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[SessionSummary]:
-    records = core.store.history(room=room, profile=profile, limit=limit, offset=offset)
+    records = core.store.sessions.history(room=room, profile=profile, limit=limit, offset=offset)
     return [SessionSummary.of(core.current(r)) for r in records]
 
 
@@ -40,8 +40,8 @@ async def get_session(core: CoreDep, session_id: str) -> SessionDetail:
     record = _record(core, session_id)
     return SessionDetail(
         **SessionSummary.of(record).model_dump(),
-        commands=core.store.commands(session_id),
-        feedback=core.store.feedback_for_session(session_id),
+        commands=core.store.sessions.commands(session_id),
+        feedback=core.store.feedback.for_session(session_id),
     )
 
 
@@ -66,7 +66,7 @@ async def give_feedback(core: CoreDep, session_id: str, feedback: Feedback) -> F
     responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
 )
 async def give_room_feedback(core: CoreDep, room: RoomDep, feedback: Feedback) -> FeedbackResult:
-    last = core.store.history(room=room.name, limit=1)
+    last = core.store.sessions.history(room=room.name, limit=1)
     if not last:
         raise Conflict(f"no session has run in {room.name!r} yet")
     profile = core.profiles.feedback(core.current(last[0]), feedback)

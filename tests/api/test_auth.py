@@ -15,8 +15,9 @@ import pytest
 from fastapi import FastAPI
 
 from ambiance.config import RoomConfig, Settings
-from ambiance.infra.auth import AuthSettings, TokenStore
+from ambiance.infra.auth import AuthSettings
 from ambiance.infra.clock import FakeClock
+from ambiance.infra.store import Tokens
 from ambiance.service import Ambiance
 from api.app import create_app
 from tests.helpers import make_library
@@ -59,7 +60,7 @@ def settings_for(tmp_path: Path, **auth: Any) -> Settings:
 
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
-    token = TokenStore(tmp_path).reset()
+    token = Tokens(tmp_path).reset()
     core = Ambiance(
         settings_for(tmp_path, required="always", max_body_bytes=2048),
         clock=FakeClock(),
@@ -206,7 +207,7 @@ async def test_the_token_never_reaches_a_log(
 async def test_when_a_token_is_required(
     tmp_path: Path, host: str, required: str, needed: bool
 ) -> None:
-    token = TokenStore(tmp_path).reset()
+    token = Tokens(tmp_path).reset()
     core = Ambiance(settings_for(tmp_path, host=host, required=required), library=make_library())
     app = create_app(core, manage_core=False)
     async with (
@@ -226,7 +227,7 @@ async def test_when_a_token_is_required(
 async def test_a_required_token_is_made_when_there_is_none(tmp_path: Path) -> None:
     core = Ambiance(settings_for(tmp_path, required="always"), library=make_library())
     create_app(core)
-    assert TokenStore(tmp_path).exists()
+    assert Tokens(tmp_path).exists()
 
 
 async def test_the_openapi_shows_the_bearer_scheme(secured: Secured) -> None:

@@ -255,7 +255,7 @@ async def test_a_timers_stage_change_is_not_written_yet_history_and_a_restart_se
     api.clock.advance(60 + 10)  # stage a (60 s) ran out: b, with 110 s left
     await api.log.wait_for(lambda e: e.kind == "stage.changed", start=mark)
 
-    stored = api.core.store.get_session(session_id)
+    stored = api.core.store.sessions.get(session_id)
     assert stored is not None
     assert (stored.index, stored.status) == (0, "running")  # not written: derived
     summary = (await api.client.get(f"/api/v1/sessions/{session_id}")).json()
@@ -276,16 +276,16 @@ async def test_a_room_no_longer_configured_is_named_once_for_what_it_left(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with Store.in_dir(tmp_path) as store:
-        store.save_session(
+        store.sessions.save(
             SessionRecord(
                 id="s1", room="attic", routine="quick", routine_data={}, profile=None,
                 status="stopped", index=0, started_at=1.0, stage_started_at=1.0,
                 deadline=None, paused_remaining=None, ended_at=2.0, updated_at=2.0,
             )
         )  # fmt: skip
-        store.save_snapshot("s1", "lights", {"lights": []})
+        store.snapshots.save("s1", "lights", {"lights": []})
     settings = Settings(data_dir=tmp_path, rooms={"bedroom": RoomConfig(routine="quick")})
     with caplog.at_level(logging.WARNING, logger="ambiance.service"):
         async with Ambiance(settings, clock=FakeClock(), library=make_library()) as core:
-            assert core.store.pending_restores() == []
+            assert core.store.snapshots.pending_restores() == []
     assert "'attic', no longer configured, was not put back" in caplog.text

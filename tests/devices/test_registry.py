@@ -210,7 +210,7 @@ async def test_it_is_built_run_shown_and_put_back(core: Ambiance, mosquitto: Mos
                 assert (lights["backend"], lights["synced"]) == ("toy", True)
                 assert [x["brightness"] for x in lights["lights"]] == [40.0, 40.0]
                 assert toy.dumped == 1
-                saved = core.store.snapshots(core.room("bedroom").session.id)  # type: ignore[union-attr]
+                saved = core.store.snapshots.for_session(core.room("bedroom").session.id)  # type: ignore[union-attr]
                 assert saved == {"lights": {"toy": {"left": 50, "right": 50}}}
 
                 # SSE: the frames carry the toy's view.

@@ -351,9 +351,10 @@ async def test_the_page_opened_with_its_token_link_works_with_the_real_auth(
     tmp_path: Path,
 ) -> None:
     """`auth.required: always`, the security headers and the CSP: the link serve prints."""
-    from ambiance.infra.auth import AuthSettings, TokenStore
+    from ambiance.infra.auth import AuthSettings
+    from ambiance.infra.store import Tokens
 
-    token = TokenStore(tmp_path).reset()
+    token = Tokens(tmp_path).reset()
     settings = Settings(
         data_dir=tmp_path,
         rooms={"bedroom": RoomConfig(title="Bedroom", routine="taster")},
