@@ -84,7 +84,7 @@ class Metrics:
 
     def __init__(self, version: str = "unknown") -> None:
         self.registry = CollectorRegistry()
-        self.apart = CollectorRegistry()
+        self._apart = CollectorRegistry()
         self.build_info = self._gauge(
             "ambiance_build_info", "The running ambiance's version (always 1).", ["version"]
         )
@@ -126,7 +126,7 @@ class Metrics:
             "ambiance_sessions_total",
             "Sessions that ended, by outcome.",
             ["outcome"],
-            registry=self.apart,
+            registry=self._apart,
         )
         self.mqtt_connected = self._gauge(
             "ambiance_mqtt_connected", "1 while the MQTT connection is up, else 0.", []
@@ -151,4 +151,4 @@ class Metrics:
 
     def render(self) -> str:
         """Every metric in the text format 0.0.4 (served as CONTENT_TYPE)."""
-        return (generate_latest(self.registry) + generate_latest(self.apart)).decode()
+        return (generate_latest(self.registry) + generate_latest(self._apart)).decode()
