@@ -14,7 +14,7 @@ from ambiance import __version__
 from ambiance.config import Settings
 from ambiance.service import Ambiance
 
-from . import auth, errors
+from . import auth, docs, errors
 from .routes import commands, events, health, metrics, profiles, rooms, routines, scenes, sessions
 
 API_PREFIX = "/api/v1"
@@ -59,6 +59,8 @@ def create_app(
         "dim scene and walks the giver through a routine of stages; at the end the room "
         "goes back exactly as it was.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: api/docs.py serves them offline
+        redoc_url=None,
     )
     app.state.core = service
     errors.install(app)
@@ -76,6 +78,7 @@ def create_app(
     # Prometheus scrapes /metrics at the root, behind the same token rule (a bearer token).
     app.include_router(metrics.router, **auth.guard(app))
 
+    docs.install(app)
     _serve_web(app)
 
     return app

@@ -6,9 +6,9 @@
   `access_token` query only on `/api/v1/events`, since EventSource cannot send headers.
   Open: `/api/v1/health`, the page shell (`/`, its files, `/icons/*`), `/docs`,
   `/redoc` and `/openapi.json` (they describe the API and hold no data).
-- Security headers on every response; the page's CSP allows no inline script or style.
-  `/docs` and `/redoc` are left out of the CSP: FastAPI's Swagger UI and ReDoc are an
-  inline script loading from a CDN (so they need the internet, unlike the page).
+- Security headers on every response; the page's CSP allows no inline script or style,
+  and `/docs` (Swagger UI, served from this server by api/docs.py) has the same one.
+  `/redoc` also allows inline style and blob: workers, which ReDoc makes as it renders.
 - A request body larger than `auth.max_body_bytes` is answered 413, whether it says its
   Content-Length or arrives chunked (read as it comes, up to the limit).
 """
@@ -44,7 +44,14 @@ HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 DRAIN_BYTES = 1024 * 1024  # how much of a too-large body is read and dropped before the 413
-NO_CSP = ("/docs", "/redoc")  # Swagger UI and ReDoc: inline script from a CDN
+# /docs (Swagger UI) runs under the page's CSP: its scripts and styles are files from this
+# server (api/docs.py). ReDoc makes its styles as it renders (styled-components' <style>
+# elements) and its search index in a worker it builds from a blob: URL, so /redoc also
+# allows inline style and blob: workers, and still no inline or outside script. (ReDoc's
+# credit shows Redocly's logo from their CDN: img-src keeps it out, and it hides itself.)
+REDOC_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+    "connect-src", "worker-src blob:; connect-src"
+)
 HOW_TO_GET_ONE = (
     "a valid API token is needed: send 'Authorization: Bearer <token>'. The token is "
     "printed once by 'ambiance serve' when it is first made; 'ambiance token --reset' "
@@ -126,7 +133,7 @@ async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
 
 
 class SecurityHeaders:
-    """Adds the security headers to every response (CSP except on /docs and /redoc)."""
+    """Adds the security headers to every response (ReDoc's page gets its wider CSP)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -136,9 +143,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        extra = list(HEADERS)
-        if not path.startswith(NO_CSP):
-            extra.append((b"content-security-policy", CSP.encode()))
+        csp = REDOC_CSP if path == "/redoc" else CSP
+        extra = [*HEADERS, (b"content-security-policy", csp.encode())]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

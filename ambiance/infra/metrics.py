@@ -1,230 +1,154 @@
-"""Metrics in Prometheus' text exposition format (0.0.4): a tiny hand-written registry.
+"""The service's metrics, on Prometheus' own client (prometheus_client), in text format 0.0.4.
 
-Counters, gauges and histograms with fixed buckets, each with fixed label names; one lock
-for the whole registry, since Hue requests are counted on the event loop and values may
-be set from paho's thread. `Metrics` holds the service's own metrics; the core owns one
-(`Ambiance.metrics`) and hands it to the rooms, bridges, connections and health flags.
+Each `Metrics` has a registry of its own rather than prometheus_client's global one, so
+that the tests and several cores in one process keep their counts apart. The thin typed
+wrappers keep the callers' calls as they were (`metrics.commands.inc(room=..., ...)`,
+labels as keywords); prometheus_client is thread-safe, so paho's thread may set values
+while the event loop counts Hue requests.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from typing import Generic, TypeVar
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+import prometheus_client
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 COMMAND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-Labels = tuple[str, ...]
+# No `_created` series beside each counter and histogram: the exposition stays what
+# scrapers saw before, and a start time per series is no use to this service's dashboards.
+# (A process-wide switch of prometheus_client's, read at each scrape.)
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+_Wrapped = TypeVar("_Wrapped", bound=MetricWrapperBase)
 
 
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if math.isnan(value):
-        return "NaN"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _labels(names: Sequence[str], values: Sequence[str]) -> str:
-    if not names:
-        return ""
-    pairs = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
-    return "{" + pairs + "}"
-
-
-class _Metric:
-    kind = "untyped"
-
-    def __init__(self, lock: threading.Lock, name: str, help: str, labels: Sequence[str]) -> None:
-        self._lock = lock
-        self.name = name
-        self.help = help
-        self.labelnames = tuple(labels)
-
-    def _key(self, labels: dict[str, str]) -> Labels:
-        if set(labels) != set(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}, not {tuple(labels)}")
-        return tuple(str(labels[n]) for n in self.labelnames)
-
-    def header(self) -> Iterator[str]:
-        help = self.help.replace("\\", "\\\\").replace("\n", "\\n")
-        yield f"# HELP {self.name} {help}"
-        yield f"# TYPE {self.name} {self.kind}"
-
-    def samples(self) -> Iterator[str]:  # called under the lock
-        raise NotImplementedError
-
-
-class _Values(_Metric):
-    def __init__(self, lock: threading.Lock, name: str, help: str, labels: Sequence[str]) -> None:
-        super().__init__(lock, name, help, labels)
-        self._values: dict[Labels, float] = {}
-
-    def value(self, **labels: str) -> float:
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
-
-    def samples(self) -> Iterator[str]:
-        for key, value in sorted(self._values.items()):
-            yield f"{self.name}{_labels(self.labelnames, key)} {_number(value)}"
-
-
-class Counter(_Values):
-    kind = "counter"
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        if amount < 0:
-            raise ValueError("a counter only goes up")
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-
-class Gauge(_Values):
-    kind = "gauge"
-
-    def set(self, value: float, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = float(value)
-
-
-class Histogram(_Metric):
-    kind = "histogram"
+class _Family(Generic[_Wrapped]):
+    """One metric with fixed label names; its calls take the label values as keywords."""
 
     def __init__(
-        self,
-        lock: threading.Lock,
-        name: str,
-        help: str,
-        labels: Sequence[str],
-        buckets: Sequence[float],
+        self, metric: _Wrapped, name: str, labelnames: Sequence[str], registry: CollectorRegistry
     ) -> None:
-        super().__init__(lock, name, help, labels)
-        if "le" in self.labelnames:
-            raise ValueError("'le' is the histogram's own label")
-        self.buckets = tuple(sorted(buckets))
-        # Per label set: the count in each bucket (not cumulative), the sum, the count.
-        self._series: dict[Labels, tuple[list[int], list[float]]] = {}
+        self._metric = metric
+        self._registry = registry
+        self.name = name
+        self.labelnames = tuple(labelnames)
 
+    def _check(self, labels: dict[str, str]) -> None:
+        if set(labels) != set(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}, not {tuple(labels)}")
+
+    def _series(self, labels: dict[str, str]) -> _Wrapped:
+        self._check(labels)
+        return self._metric.labels(**labels) if self.labelnames else self._metric
+
+    def _sample(self, suffix: str, labels: dict[str, str]) -> float:
+        # A registry lookup (a scrape's worth of work): for tests and checks, not hot paths.
+        self._check(labels)
+        found = self._registry.get_sample_value(self.name + suffix, labels)
+        return 0.0 if found is None else found
+
+
+class Counter(_Family[prometheus_client.Counter]):
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        """Add `amount` (never negative: a ValueError) to the series of these labels."""
+        self._series(labels).inc(amount)
+
+    def value(self, **labels: str) -> float:
+        return self._sample("", labels)
+
+
+class Gauge(_Family[prometheus_client.Gauge]):
+    def set(self, value: float, **labels: str) -> None:
+        self._series(labels).set(value)
+
+    def value(self, **labels: str) -> float:
+        return self._sample("", labels)
+
+
+class Histogram(_Family[prometheus_client.Histogram]):
     def observe(self, value: float, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            counts, total = self._series.setdefault(key, ([0] * len(self.buckets), [0.0, 0.0]))
-            for index, bound in enumerate(self.buckets):
-                if value <= bound:
-                    counts[index] += 1
-                    break
-            total[0] += value
-            total[1] += 1
+        self._series(labels).observe(value)
 
     def count(self, **labels: str) -> int:
-        with self._lock:
-            series = self._series.get(self._key(labels))
-            return 0 if series is None else int(series[1][1])
-
-    def samples(self) -> Iterator[str]:
-        for key, (counts, (total, count)) in sorted(self._series.items()):
-            cumulative = 0
-            for bound, n in zip(self.buckets, counts, strict=True):
-                cumulative += n
-                labels = _labels((*self.labelnames, "le"), (*key, _number(bound)))
-                yield f"{self.name}_bucket{labels} {cumulative}"
-            labels = _labels((*self.labelnames, "le"), (*key, "+Inf"))
-            yield f"{self.name}_bucket{labels} {int(count)}"
-            yield f"{self.name}_sum{_labels(self.labelnames, key)} {_number(total)}"
-            yield f"{self.name}_count{_labels(self.labelnames, key)} {int(count)}"
-
-
-class Registry:
-    """Metrics by name, rendered together in the text format."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._metrics: dict[str, _Metric] = {}
-
-    def _add(self, metric: _Metric) -> None:
-        if metric.name in self._metrics:
-            raise ValueError(f"metric {metric.name} is registered already")
-        self._metrics[metric.name] = metric
-
-    def counter(self, name: str, help: str, labels: Sequence[str] = ()) -> Counter:
-        metric = Counter(self._lock, name, help, labels)
-        self._add(metric)
-        return metric
-
-    def gauge(self, name: str, help: str, labels: Sequence[str] = ()) -> Gauge:
-        metric = Gauge(self._lock, name, help, labels)
-        self._add(metric)
-        return metric
-
-    def histogram(
-        self, name: str, help: str, labels: Sequence[str], buckets: Sequence[float]
-    ) -> Histogram:
-        metric = Histogram(self._lock, name, help, labels, buckets)
-        self._add(metric)
-        return metric
-
-    def render(self) -> str:
-        lines: list[str] = []
-        with self._lock:
-            for metric in self._metrics.values():
-                lines.extend(metric.header())
-                lines.extend(metric.samples())
-        return "\n".join(lines) + "\n"
+        """How many values were observed for these labels."""
+        return int(self._sample("_count", labels))
 
 
 class Metrics:
     """The service's metrics (names and labels are documented in docs/architecture.md)."""
 
     def __init__(self, version: str = "unknown") -> None:
-        self.registry = registry = Registry()
-        self.build_info = registry.gauge(
+        self.registry = CollectorRegistry()
+        self._apart = CollectorRegistry()
+        self.build_info = self._gauge(
             "ambiance_build_info", "The running ambiance's version (always 1).", ["version"]
         )
-        self.bridge_requests = registry.counter(
+        self.bridge_requests = self._counter(
             "ambiance_bridge_requests_total",
             "Requests sent to a Hue bridge (each attempt), by method and kind.",
             ["bridge", "method", "kind"],
         )
-        self.bridge_errors = registry.counter(
+        self.bridge_errors = self._counter(
             "ambiance_bridge_errors_total",
             "Failed Hue bridge requests (each attempt), by error.",
             ["bridge", "error"],
         )
-        self.command_seconds = registry.histogram(
+        self.command_seconds = Histogram(
+            prometheus_client.Histogram(
+                "ambiance_command_seconds",
+                "Time from a command reaching a room to its events being handled.",
+                ["action"],
+                registry=self.registry,
+                buckets=COMMAND_BUCKETS,
+            ),
             "ambiance_command_seconds",
-            "Time from a command reaching a room to its events being handled.",
             ["action"],
-            COMMAND_BUCKETS,
+            self.registry,
         )
-        self.commands = registry.counter(
+        self.commands = self._counter(
             "ambiance_commands_total",
             "Commands to a room, by outcome: ok or the error code.",
             ["room", "action", "outcome"],
         )
-        self.sessions = registry.gauge(
+        self.sessions = self._gauge(
             "ambiance_sessions", "Sessions in a room now, by status.", ["room", "status"]
         )
-        self.sessions_ended = registry.counter(
-            "ambiance_sessions_total", "Sessions that ended, by outcome.", ["outcome"]
+        # prometheus_client names a counter's family without `_total`, so this counter
+        # would clash with the gauge `ambiance_sessions` in one registry (OpenMetrics' rule;
+        # the text format has no such rule, and both names were scraped before): it keeps a
+        # registry of its own, rendered after the first.
+        self.sessions_ended = self._counter(
+            "ambiance_sessions_total",
+            "Sessions that ended, by outcome.",
+            ["outcome"],
+            registry=self._apart,
         )
-        self.mqtt_connected = registry.gauge(
-            "ambiance_mqtt_connected", "1 while the MQTT connection is up, else 0."
+        self.mqtt_connected = self._gauge(
+            "ambiance_mqtt_connected", "1 while the MQTT connection is up, else 0.", []
         )
-        self.device_available = registry.gauge(
+        self.device_available = self._gauge(
             "ambiance_device_available",
             "1 while a device answers, 0 while it is unavailable.",
             ["room", "device"],
         )
         self.build_info.set(1, version=version)
 
+    def _counter(
+        self, name: str, help: str, labels: list[str], registry: CollectorRegistry | None = None
+    ) -> Counter:
+        registry = registry or self.registry
+        metric = prometheus_client.Counter(name, help, labels, registry=registry)
+        return Counter(metric, name, labels, registry)
+
+    def _gauge(self, name: str, help: str, labels: list[str]) -> Gauge:
+        metric = prometheus_client.Gauge(name, help, labels, registry=self.registry)
+        return Gauge(metric, name, labels, self.registry)
+
     def render(self) -> str:
-        return self.registry.render()
+        """Every metric in the text format 0.0.4 (served as CONTENT_TYPE)."""
+        return (generate_latest(self.registry) + generate_latest(self._apart)).decode()

@@ -256,8 +256,13 @@ async def test_security_headers_on_every_response(secured: Secured) -> None:
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     docs = await secured.client.get("/docs")
-    assert "content-security-policy" not in docs.headers  # Swagger UI: inline + CDN
+    # Swagger UI from this server's files (api/docs.py): the page's own CSP.
+    assert docs.headers["content-security-policy"] == r.headers["content-security-policy"]
     assert docs.headers["x-frame-options"] == "DENY"
+    # ReDoc makes its styles inline as it renders; its scripts are still files from here.
+    csp = (await secured.client.get("/redoc")).headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "style-src 'self' 'unsafe-inline';" in csp
+    assert "unsafe-eval" not in csp and "http" not in csp
 
 
 async def test_the_page_has_no_inline_script_or_style() -> None:
