@@ -105,7 +105,13 @@ class DevicesConfig(_Model):
     """How hard to try a device that does not answer."""
 
     retry_initial: float = Field(default=0.25, gt=0, le=60)
-    retry_max: float = Field(default=2.0, gt=0, le=600)
+    retry_max: float = Field(
+        default=1.0,
+        gt=0,
+        le=600,
+        description="The longest wait between two attempts: a device that is back is brought"
+        " to where it should be within about this long.",
+    )
     poll_interval: float = Field(default=30.0, gt=0, le=3600)
     shutdown_timeout: float = Field(
         default=5.0,

@@ -75,7 +75,7 @@ class HueRig:
 
 @pytest.fixture
 async def hue(tmp_path: Path) -> AsyncIterator[HueRig]:
-    # The defaults that matter here: the coordinator's backoff (0.25 s .. 2 s), the one
+    # The defaults that matter here: the coordinator's backoff (0.25 s .. 1 s), the one
     # retry layer; only the REST command's wait for the lights is shortened.
     loop = asyncio.get_running_loop()
     loop_errors: list[dict[str, Any]] = []
@@ -151,7 +151,7 @@ async def test_the_bridge_away_for_10_s_mid_stage(
     assert target is not None
 
     # The outage itself is the one deliberate wait: a bridge that is away for 10 s (the
-    # coordinator's backoff reaches its 2 s ceiling and stays there), against the real
+    # coordinator's backoff reaches its 1 s ceiling and stays there), against the real
     # bridge client and emulator, whose pace is the event loop's own time.
     await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_since)))
     assert time.monotonic() - down_since >= OUTAGE

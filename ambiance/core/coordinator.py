@@ -11,7 +11,9 @@ DeviceError when the device is away; the coordinator marks the device degraded, 
 off (`retry_initial` doubling to `retry_max`, or at once when something new is asked)
 and converges when it answers again. A backend keeps no timed retries of its own: the
 Hue bridge only sends a request again at once when the bridge answered "busy" (see
-ambiance.devices.lights.hue.bridge), within the one attempt.
+ambiance.devices.lights.hue.bridge), within the one attempt. So the backoff's ceiling
+(`retry_max`, 1 s by default) is what bounds how soon a device that is back is brought
+to where it should be: at most about one ceiling after it answers again.
 
 All its time is the clock's: the backoff, the poll and the time an attempt took, so a
 test with `FakeClock(monotonic="fake")` drives them without real waiting.
@@ -91,7 +93,7 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
         clock: Clock,
         *,
         retry_initial: float = 0.25,
-        retry_max: float = 2.0,
+        retry_max: float = 1.0,
         poll_interval: float = 30.0,
         on_snapshot: Callable[[SnapT], None] | None = None,
         on_restored: Callable[[], None] | None = None,
