@@ -40,6 +40,11 @@ from ambiance.infra.store import SessionRecord, Store
 log = logging.getLogger(__name__)
 
 
+def _status(devices: list[DeviceHealth]) -> HealthStatus:
+    """A room is ok when every device of it answers."""
+    return "ok" if all(device.available for device in devices) else "degraded"
+
+
 class Room:
     def __init__(
         self,
@@ -277,11 +282,11 @@ class Room:
 
     @property
     def degraded(self) -> bool:
-        return not all(device.available for device in self.health())
+        return self.health_status == "degraded"
 
     @property
     def health_status(self) -> HealthStatus:
-        return "degraded" if self.degraded else "ok"
+        return _status(self.health())
 
     async def settle(self, timeout: float) -> bool:
         """Wait (up to `timeout` each) until every device matches what was asked."""
@@ -329,9 +334,7 @@ class Room:
             distractions=(
                 distractions_view(self.distractions) if self.distractions is not None else None
             ),
-            health=RoomHealth(
-                status="ok" if all(d.available for d in health) else "degraded", devices=health
-            ),
+            health=RoomHealth(status=_status(health), devices=health),
         )
 
     # --- internals ------------------------------------------------------------------

@@ -304,10 +304,11 @@ def build_mqtt_switch(
     return MqttSwitch(context.mqtt, as_mqtt(config))
 
 
-for _name, _config, _summary in (
-    ("mqtt", MqttDistraction, "Any MQTT device with on/off payloads."),
-    ("zigbee2mqtt", Zigbee2MqttDistraction, "A plug or switch in Zigbee2MQTT."),
-    ("tasmota", TasmotaDistraction, "A Tasmota plug (cmnd/<device>/POWER)."),
+# A plain MQTT device with on/off payloads, and two presets of it (as_mqtt spells them out).
+for _name, _config in (
+    ("mqtt", MqttDistraction),
+    ("zigbee2mqtt", Zigbee2MqttDistraction),
+    ("tasmota", TasmotaDistraction),
 ):
     register(
         Backend(
@@ -316,6 +317,5 @@ for _name, _config, _summary in (
             config=_config,
             build=build_mqtt_switch,
             needs_broker=True,
-            summary=_summary,
         )
     )

@@ -16,7 +16,7 @@ Clients that several rooms share (a Hue bridge, the MQTT connection) come from
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
@@ -84,9 +84,6 @@ class SharedClients:
     def add(self, key: str, client: Client) -> None:
         self._clients[key] = client
 
-    def __iter__(self) -> Iterator[Client]:
-        return iter(self._clients.values())
-
     async def start(self) -> None:
         for client in self._clients.values():
             if client not in self._started:
@@ -130,7 +127,6 @@ class Backend(Generic[ConfigT]):
     build: Callable[[ConfigT, BuildContext], Any]
     needs_broker: bool = False  # it speaks MQTT: the settings require mqtt.host
     check: Callable[[ConfigT, Any], list[Problem]] | None = None  # (config, room config)
-    summary: str = ""
 
 
 @dataclass

@@ -138,6 +138,5 @@ register(
         name="virtual",
         config=VirtualLightsConfig,
         build=build,
-        summary="In-memory lights that behave like Hue's: the default, no hardware needed.",
     )
 )

@@ -511,6 +511,5 @@ register(
         config=Zigbee2MqttLightsConfig,
         build=build,
         needs_broker=True,
-        summary="Zigbee lights through Zigbee2MQTT: one group command per change.",
     )
 )

@@ -114,6 +114,5 @@ register(
         name="none",
         config=NoMusicConfig,
         build=lambda config, context: None,
-        summary="No music: the scenes' music is left out.",
     )
 )

@@ -97,6 +97,5 @@ register(
         config=MqttMusicConfig,
         build=build,
         needs_broker=True,
-        summary="What the stage wants, handed over on MQTT for an automation to play.",
     )
 )

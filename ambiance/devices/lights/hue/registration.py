@@ -99,7 +99,6 @@ register(
         name="hue",
         config=HueLightsConfig,
         build=build_lights,
-        summary="A Philips Hue group through the bridge's API v1 (phue).",
     )
 )
 register(
@@ -109,6 +108,5 @@ register(
         config=HueDistraction,
         build=build_distraction,
         check=check_distraction,
-        summary="A Hue light (a TV strip, a lamp) switched off for the session.",
     )
 )

@@ -17,6 +17,5 @@ register(
         name="mpd",
         config=MpdMusicConfig,
         build=build,
-        summary="MPD or Mopidy: per-stage playlists, stepped fades, the chime, exact restore.",
     )
 )
