@@ -3,8 +3,10 @@ retained for late subscribers, re-sent when Home Assistant says `online`, withdr
 room leaves the config, and a command through the switch's own topic and payload.
 
 Home Assistant is not here, so its side is checked two ways: the config JSON is compared
-field by field (the templates as exact strings), and the templates are rendered with
-`render()` below against the real state messages the service publishes.
+field by field (the templates as exact strings), and the templates are rendered with Jinja2
+as Home Assistant renders them (`render()` below) against the real state messages the
+service publishes; `timestamp_sensor()` then does what Home Assistant's MQTT sensor does
+with the result.
 
 Nothing sleeps: every wait is for a message at a test subscriber, with a timeout.
 """
@@ -13,13 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ambiance import __version__
 from ambiance.config import RoomConfig, Settings
@@ -85,20 +88,57 @@ async def wait_all(
     }
 
 
+# Home Assistant renders templates in an immutable Jinja sandbox and strips the result. An
+# undefined name would be a "Template variable warning" in its log: here it is an error.
+JINJA = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+
+
 def render(template: str, **variables: Any) -> str:
-    """Render a Home Assistant template of the small Jinja subset ours use.
+    """Render a template as Home Assistant does (`value_json`: the decoded state message)."""
+    return JINJA.from_string(template).render(**variables).strip()
 
-    That subset — `value_json.field`, string literals, `or`, `and`, `in (...)`, `==`, and
-    `a if b else c` — means the same in Python, once `value_json.x` is written `value_json['x']`
-    (Jinja looks attributes up as keys); Jinja prints None as "None", as str() does. Anything
-    outside it fails here instead of being rendered wrongly."""
 
-    def expression(match: re.Match[str]) -> str:
-        code = re.sub(r"\bvalue_json\.(\w+)", r"value_json['\1']", match.group(1).strip())
-        assert re.fullmatch(r"[\w\s.'\[\]()=,]+", code), f"outside the subset: {code}"
-        return str(eval(code, {"__builtins__": {}}, variables))
+# What Home Assistant's MQTT sensor takes as "unknown" (mqtt/const.py PAYLOAD_NONE).
+PAYLOAD_NONE = "None"
 
-    return re.sub(r"\{\{(.*?)\}\}", expression, template)
+
+def timestamp_sensor(
+    config: dict[str, Any], message: dict[str, Any], *, version: tuple[int, int]
+) -> tuple[str, list[str]]:
+    """What Home Assistant `version` shows for a timestamp MQTT sensor given a state message
+    (`unavailable`, `unknown` or the timestamp), and the warnings it logs.
+
+    Its rule (homeassistant/components/mqtt/sensor.py, `_update_state`): the rendered value
+    "None" is unknown; before 2024.10 only for numeric sensors, so a timestamp sensor then
+    parses it as a date and warns `Invalid state message '<payload>'` (core PR #127032 moved
+    the check first). Text that is not a timestamp with a time zone warns in every version.
+    Availability (mixins.py): each availability topic's template renders payload_available
+    or payload_not_available (anything else changes nothing); with `availability_mode: all`
+    every topic must say available. Here the service's status topic says `online`."""
+    warnings: list[str] = []
+    available = True
+    for entry in config.get("availability", []):
+        if entry["topic"] != config["state_topic"]:
+            continue  # the service's status: online
+        said = render(entry["value_template"], value_json=message, value=json.dumps(message))
+        assert said in (entry["payload_available"], entry["payload_not_available"]), said
+        available = available and said == entry["payload_available"]
+    assert config.get("availability_mode", "all") == "all" or "availability" not in config
+    rendered = render(config["value_template"], value_json=message, value=json.dumps(message))
+    value: str
+    if rendered == PAYLOAD_NONE and version >= (2024, 10):
+        value = "unknown"
+    else:
+        try:
+            parsed = datetime.fromisoformat(rendered)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None:
+            warnings.append(f"Invalid state message '{json.dumps(message)}'")
+            value = "unknown"
+        else:
+            value = parsed.isoformat()
+    return ("unavailable" if not available else value), warnings
 
 
 @pytest.fixture
@@ -139,9 +179,19 @@ async def test_each_room_is_one_device_with_its_entities(
                 "suggested_area": title,
             }
             assert config["origin"] == {"name": "ambiance", "sw_version": __version__}
-            assert config["availability_topic"] == "ambiance/status"
-            assert config["payload_available"] == "online"
-            assert config["payload_not_available"] == "offline"
+            service_status = {
+                "topic": "ambiance/status",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+            if "availability" in config:  # the end times: also the state's own (below)
+                assert config["availability"][0] == service_status
+                assert config["availability_mode"] == "all"
+                assert "availability_topic" not in config  # Home Assistant: one or the other
+            else:
+                assert config["availability_topic"] == service_status["topic"]
+                assert config["payload_available"] == service_status["payload_available"]
+                assert config["payload_not_available"] == "offline"
             assert config["qos"] == 1
             assert config["name"]
             if "command_topic" in config:
@@ -164,7 +214,7 @@ async def test_each_room_is_one_device_with_its_entities(
             "payload_not_available",
             "qos",
         ):
-            del config[common]
+            config.pop(common, None)
         return config
 
     state, cmd = "ambiance/bedroom/state", "ambiance/bedroom/cmd"
@@ -212,13 +262,32 @@ async def test_each_room_is_one_device_with_its_entities(
         "state_topic": state,
         "value_template": "{{ value_json.stage_title or 'idle' }}",
     }
+    # Available only while the end is known (the service's status first, checked above).
+    ends_known = {
+        "availability": [
+            {
+                "topic": "ambiance/status",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            },
+            {
+                "topic": state,
+                "value_template": "{{ 'online' if value_json.status == 'running' "
+                "and value_json.stage_ends_at else 'offline' }}",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            },
+        ],
+        "availability_mode": "all",
+    }
     assert bedroom("sensor", "stage_ends") == {
         "name": "Stage ends",
         "icon": "mdi:timer-sand",
         "device_class": "timestamp",
         "state_topic": state,
         "value_template": "{{ value_json.stage_ends_at if value_json.status == 'running' "
-        "and value_json.stage_ends_at else 'None' }}",
+        "and value_json.stage_ends_at else value_json.at }}",
+        **ends_known,
     }
     assert bedroom("sensor", "session_ends") == {
         "name": "Session ends",
@@ -226,7 +295,8 @@ async def test_each_room_is_one_device_with_its_entities(
         "device_class": "timestamp",
         "state_topic": state,
         "value_template": "{{ value_json.ends_at if value_json.status == 'running' "
-        "and value_json.stage_ends_at else 'None' }}",
+        "and value_json.stage_ends_at else value_json.at }}",
+        **ends_known,
     }
     assert bedroom("sensor", "status") == {
         "name": "Status",
@@ -352,6 +422,17 @@ async def test_the_entities_drive_the_room_through_the_broker(
         """What Home Assistant would show for the entity, given a state message."""
         return render(config(component, object_id)["value_template"], value_json=state)
 
+    def ends(object_id: str, state: dict[str, Any]) -> str:
+        """What Home Assistant shows for an end-time sensor, the same in 2024.3 (the last
+        release for Python 3.11) and after 2024.10; neither may log a warning."""
+        shown = set()
+        for version in [(2024, 3), (2025, 1)]:
+            value, warnings = timestamp_sensor(config("sensor", object_id), state, version=version)
+            assert warnings == [], (version, warnings)
+            shown.add(value)
+        [value] = shown
+        return value
+
     def press(component: str, object_id: str, key: str = "payload_press", **values: Any) -> None:
         entity = config(component, object_id)
         payload = render(entity[key], **values) if values else entity[key]
@@ -364,8 +445,8 @@ async def test_the_entities_drive_the_room_through_the_broker(
         assert shown("switch", "spa_mode", idle) == "OFF"
         assert shown("select", "stage", idle) == "None"  # Home Assistant: unknown
         assert shown("sensor", "current_stage", idle) == "idle"
-        assert shown("sensor", "stage_ends", idle) == "None"
-        assert shown("sensor", "session_ends", idle) == "None"
+        assert ends("stage_ends", idle) == "unavailable"  # no end: nothing to count down
+        assert ends("session_ends", idle) == "unavailable"
         assert shown("sensor", "status", idle) == "idle"
         assert shown("binary_sensor", "devices", idle) == "OFF"
 
@@ -376,15 +457,16 @@ async def test_the_entities_drive_the_room_through_the_broker(
         assert shown("select", "stage", running) == "prepare"
         assert shown("sensor", "current_stage", running) == "prepare"
         # `prepare` waits for "ready": no end is known yet.
-        assert shown("sensor", "stage_ends", running) == "None"
-        assert shown("sensor", "session_ends", running) == "None"
+        assert ends("stage_ends", running) == "unavailable"
+        assert ends("session_ends", running) == "unavailable"
 
         # Choosing an option in the select renders its command_template with `value`.
         press("select", "stage", "command_template", value="b")
         in_b = await state_where(lambda s: s["stage"] == "b")
         assert shown("select", "stage", in_b) == "b"
-        stage_ends = datetime.fromisoformat(shown("sensor", "stage_ends", in_b))
-        session_ends = datetime.fromisoformat(shown("sensor", "session_ends", in_b))
+        stage_ends = datetime.fromisoformat(ends("stage_ends", in_b))
+        session_ends = datetime.fromisoformat(ends("session_ends", in_b))
+        assert stage_ends == datetime.fromisoformat(in_b["stage_ends_at"])
         assert stage_ends.tzinfo is not None  # Home Assistant needs a timezone
         assert (session_ends - stage_ends).total_seconds() == 30  # stage c is left
 
@@ -397,7 +479,8 @@ async def test_the_entities_drive_the_room_through_the_broker(
         paused = await state_where(lambda s: s["status"] == "paused")
         assert shown("switch", "spa_mode", paused) == "ON"  # a paused session is still on
         assert shown("sensor", "status", paused) == "paused"
-        assert shown("sensor", "stage_ends", paused) == "None"  # nothing ends while paused
+        assert ends("stage_ends", paused) == "unavailable"  # nothing ends while paused
+        assert ends("session_ends", paused) == "unavailable"
         press("button", "pause_resume")
         await state_where(lambda s: s["status"] == "running")
 

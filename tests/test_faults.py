@@ -21,17 +21,21 @@ import pytest
 
 from ambiance.config import DevicesConfig, RoomConfig, Settings
 from ambiance.core.events import Event
+from ambiance.devices.distractions import Zigbee2MqttDistraction
 from ambiance.devices.lights.base import percent_to_bri
 from ambiance.devices.lights.hue.registration import HueLightsConfig
+from ambiance.devices.lights.zigbee2mqtt import Zigbee2MqttLightsConfig
 from ambiance.devices.music.mpd.config import MpdMusicConfig
 from ambiance.devices.phones import PhoneConfig
 from ambiance.infra.clock import FakeClock
+from ambiance.infra.mqtt import MAX_PAYLOAD, Message
 from ambiance.infra.store import Store
 from ambiance.service import Ambiance
 from api.app import create_app
+from tests.fake_zigbee2mqtt import FakeLight, FakeZigbee2Mqtt
 from tests.helpers import EventLog, make_library
 from tests.hue_emulator import HueEmulator
-from tests.mosquitto import Mosquitto, Subscriber, async_read_retained
+from tests.mosquitto import Mosquitto, Received, Subscriber, async_read_retained
 from tests.mpd_server import MpdServer
 from tests.mqtt_fixtures import mqtt_settings
 from tests.music.test_service_mpd import files
@@ -246,6 +250,172 @@ async def test_mosquitto_killed_mid_session_nothing_published_meanwhile_is_lost(
             assert json.loads(retained[dnd])["state"] == "off"
             assert json.loads(retained[state])["status"] == "idle"
             assert not room.degraded
+
+
+def dnd_is(state: str) -> Callable[[Received], bool]:
+    return lambda m: bool(m.payload) and json.loads(m.payload)["state"] == state
+
+
+def status_is(status: str) -> Callable[[Received], bool]:
+    return lambda m: bool(m.payload) and json.loads(m.payload)["status"] == status
+
+
+async def test_mosquitto_killed_and_a_fresh_one_gets_every_retained_message_again(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Killed (-9) mid-session, nothing changing meanwhile, and a fresh broker without
+    persistence on the same port: a subscriber that comes then still finds the phones on
+    do-not-disturb, the room's state, `online` and every Home Assistant config. After the
+    session the same again finds DND off: nothing stale comes back."""
+    settings = Settings(
+        data_dir=tmp_path,
+        mqtt=mqtt_settings(mosquitto),
+        rooms={"bedroom": RoomConfig(routine="quick", phones=[PhoneConfig(name="sams-pixel")])},
+        devices=DevicesConfig(retry_initial=0.05, retry_max=0.2),
+    )
+    dnd, state = "ambiance/phones/sams-pixel/dnd", "ambiance/bedroom/state"
+    ours = ["ambiance/#", "homeassistant/#"]
+
+    async def restart(log: EventLog) -> None:
+        mark = len(log.events)
+        mosquitto.kill()
+        await log.wait_for(health("mqtt", False), start=mark, timeout=10)
+        mark = len(log.events)
+        mosquitto.start()  # same port; a fresh broker that knows nothing
+        await log.wait_for(health("mqtt", True), start=mark, timeout=10)
+
+    async with Ambiance(settings, clock=FakeClock(), library=make_library()) as core:
+        log = EventLog(core.bus)
+        room = core.room("bedroom")
+        configs = sorted(core.discovery.configs())
+        assert len(configs) == 10
+        with Subscriber(mosquitto, *ours) as before:
+            room.start_spa()
+            await before.async_wait_for(dnd, predicate=dnd_is("on"))
+            await before.async_wait_for(state, predicate=status_is("running"))
+            for topic in configs:
+                await before.async_wait_for(topic)
+
+        await restart(log)
+        with Subscriber(mosquitto, *ours) as fresh:
+            await fresh.async_wait_for(dnd, predicate=dnd_is("on"), timeout=10)
+            await fresh.async_wait_for(state, predicate=status_is("running"), timeout=10)
+            await fresh.async_wait_for("ambiance/status", "online", timeout=10)
+            for topic in configs:
+                config = await fresh.async_wait_for(topic, timeout=10)
+                assert json.loads(config.payload) == core.discovery.configs()[topic]
+        retained = await async_read_retained(mosquitto, "ambiance/#")
+        assert json.loads(retained[dnd])["state"] == "on"
+        assert [phone.dnd for phone in room.view().phones] == [True]  # what the API says
+        assert set(await async_read_retained(mosquitto, "homeassistant/#")) == set(configs)
+
+        with Subscriber(mosquitto, dnd) as phone:
+            room.stop_session()
+            await phone.async_wait_for(dnd, predicate=dnd_is("off"))
+        await restart(log)
+        with Subscriber(mosquitto, *ours) as fresh:
+            await fresh.async_wait_for(dnd, predicate=dnd_is("off"), timeout=10)
+            await fresh.async_wait_for(state, predicate=status_is("idle"), timeout=10)
+        assert fresh.matching(dnd, None) and not [m for m in fresh.matching(dnd) if dnd_is("on")(m)]
+        retained = await async_read_retained(mosquitto, "ambiance/#")
+        assert json.loads(retained[dnd])["state"] == "off"
+        assert json.loads(retained[state])["status"] == "idle"
+        assert retained["ambiance/status"] == b"online"
+
+
+# --- what we read from MQTT, deeply nested ------------------------------------------------
+
+
+class Heard:
+    """A handler of the test's beside a device's on the same topic filter: handlers of one
+    filter run in the order they came, so what this one has heard, the device has too."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, message: Message) -> None:
+        self.payloads.append(message.payload)
+        self._changed.set()
+
+    async def wait_for(self, check: Callable[[bytes], bool], timeout: float = 5.0) -> None:
+        async def scan() -> None:
+            while not any(check(p) for p in self.payloads):
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(scan(), timeout)
+
+
+async def test_deeply_nested_json_on_every_topic_we_read_is_reported_never_a_traceback(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Zigbee2MQTT's light state, availability and bridge state, a plug's state and a
+    command, each ten thousand objects deep (past the JSON decoder's recursion limit, under
+    the payload limit): the command is answered on the room's error topic, each device
+    topic is one short warning, nothing is logged as an error, and the next valid message
+    is taken as usual (the command is four thousand lists deep, to stay under its limit)."""
+    caplog.set_level(logging.INFO)
+    deep = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
+    assert len(deep) <= MAX_PAYLOAD
+    settings = Settings(
+        data_dir=tmp_path,
+        mqtt=mqtt_settings(mosquitto),
+        rooms={
+            "bedroom": RoomConfig(
+                routine="quick",
+                lights=Zigbee2MqttLightsConfig(backend="zigbee2mqtt", lights=["bulb"]),
+                distractions=[Zigbee2MqttDistraction(type="zigbee2mqtt", device="tv_plug")],
+            )
+        },
+        devices=DevicesConfig(retry_initial=0.05, retry_max=0.2),
+    )
+    devices = {
+        "zigbee2mqtt/bulb": "the message",
+        "zigbee2mqtt/bulb/availability": "the message",
+        "zigbee2mqtt/bridge/state": "the message",
+        "zigbee2mqtt/tv_plug": "the state",
+    }
+    with (
+        FakeZigbee2Mqtt(mosquitto, [FakeLight("bulb")]) as z2m,
+        Subscriber(mosquitto, "ambiance/#") as sub,
+    ):
+        async with Ambiance(settings, clock=FakeClock(), library=make_library()) as core:
+            assert await core.mqtt.wait_ready(5)
+            heard = {topic: Heard() for topic in devices}
+            for topic, handler in heard.items():
+                core.mqtt.subscribe(topic, handler)
+            assert await core.mqtt.wait_ready(5)
+            mark = len(caplog.records)
+            for topic in devices:
+                sub.publish(topic, deep)
+            sub.publish("ambiance/bedroom/cmd", b"[" * 4000 + b"]" * 4000)  # under 8 KiB
+            error = await sub.async_wait_for("ambiance/bedroom/error")
+            assert json.loads(error.payload)["error"] == {
+                "code": "invalid_input",
+                "message": "command is nested too deeply",
+            }
+            # Then valid messages: each device takes its own.
+            z2m.report("bulb")
+            sub.publish("zigbee2mqtt/bulb/availability", '{"state": "online"}')
+            sub.publish("zigbee2mqtt/bridge/state", '{"state": "online"}')
+            sub.publish("zigbee2mqtt/tv_plug", '{"state": "ON"}')
+            for handler in heard.values():
+                await handler.wait_for(lambda p: p.startswith(b"{") and p != deep)
+
+            records = [r for r in caplog.records[mark:] if r.name.startswith("ambiance")]
+            assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == []
+            assert [r.getMessage() for r in records if r.exc_info] == []
+            warnings = sorted(r.getMessage() for r in records if r.levelno == logging.WARNING)
+            assert warnings == sorted(
+                [f"mqtt: {topic}: {what} is nested too deeply" for topic, what in devices.items()]
+                + ["bedroom: bad MQTT command: command is nested too deeply"]
+            )
+            room = core.room("bedroom")
+            assert room.distractions is not None
+            assert await room.distractions.backend.switches[0].is_on() is True
+            room.start_spa()
+            assert await room.lights.wait_synced(5)
 
 
 # --- MPD killed -------------------------------------------------------------------------

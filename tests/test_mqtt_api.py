@@ -4,6 +4,7 @@ commands in, state out, and a broker that goes away mid-session."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,9 @@ from ambiance.devices.distractions import (
     Zigbee2MqttDistraction,
 )
 from ambiance.devices.phones import PhoneConfig
+from ambiance.doors.mqtt_api import COMMAND_LIMIT
 from ambiance.infra.clock import FakeClock
+from ambiance.infra.mqtt import MAX_PACKET
 from ambiance.infra.store import Store
 from ambiance.service import Ambiance
 from tests.helpers import EventLog, make_library
@@ -228,6 +231,30 @@ async def test_malformed_commands_are_reported_and_the_service_goes_on(
     # Still serving.
     rig.command('{"action": "stop"}' if code != "conflict" else '{"action": "start"}')
     await rig.state(status="idle" if code != "conflict" else "running")
+
+
+@pytest.mark.parametrize("size", [1024 * 1024, MAX_PACKET - 1024], ids=["1MiB", "max-packet"])
+async def test_a_huge_command_is_reported_on_the_error_topic_and_logged_once(
+    rig: Rig, caplog: pytest.LogCaptureFixture, size: int
+) -> None:
+    """Far over the door's limit and the connection's MAX_PAYLOAD, up to the Maximum Packet
+    Size we give the broker (MQTT has no way to tell us of a message it dropped for us)."""
+    caplog.set_level(logging.INFO)
+    mark = len(caplog.records)
+    payload = b'{"action": "next", "pad": "' + b"x" * (size - 29) + b'"}'
+    assert len(payload) == size
+    rig.command(payload)
+    message = await rig.sub.async_wait_for("ambiance/bedroom/error", timeout=10)
+    body = json.loads(message.payload)
+    text = f"command too large: {size} bytes (the limit is {COMMAND_LIMIT})"
+    assert body["error"] == {"code": "invalid_input", "message": text}
+    assert body["room"] == "bedroom"
+    ours = [r for r in caplog.records[mark:] if r.name.startswith("ambiance")]
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert warnings == [f"bedroom: bad MQTT command: {text}"]
+    # Still serving.
+    rig.command('{"action": "start"}')
+    await rig.state(status="running")
 
 
 async def test_a_command_for_an_unknown_room_is_reported_on_its_topic(rig: Rig) -> None:

@@ -237,6 +237,46 @@ async def test_oversized_payloads_are_dropped_and_handlers_keep_working(
                         f"(the limit is {MAX_PAYLOAD} bytes)"]  # fmt: skip
 
 
+async def test_a_malformed_message_is_one_warning_per_topic_never_a_traceback(
+    conn: MqttConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler reads JSON with `Message.json()`: a payload that is not JSON, not UTF-8, or
+    nested thirty thousand deep (past the decoder's recursion limit) raises our InvalidInput,
+    which the connection logs as one bounded warning per topic; the next message is read."""
+    decoded = Inbox()
+
+    def handler(message: Message) -> None:
+        message.json("the state")
+        decoded(message)
+
+    conn.subscribe("ambiance/device/+", handler)
+    deep = b"[" * 30_000 + b"]" * 30_000
+    assert len(deep) <= MAX_PAYLOAD
+    conn.publish("ambiance/device/a", deep, qos=1)
+    conn.publish("ambiance/device/a", b"{not json", qos=1)  # the same topic: not again
+    conn.publish("ambiance/device/b", b'{"a": "\xff"}', qos=1)
+    conn.publish("ambiance/device/b", b'{"ok": 1}', qos=1)
+    await decoded.wait_for(b'{"ok": 1}')
+    ours = [r for r in caplog.records if r.name.startswith("ambiance")]
+    assert [r.getMessage() for r in ours if r.levelno >= logging.ERROR or r.exc_info] == []
+    assert [r.getMessage() for r in ours if r.levelno == logging.WARNING] == [
+        "mqtt: ambiance/device/a: the state is nested too deeply",
+        "mqtt: ambiance/device/b: the state is not UTF-8 text",
+    ]
+
+
+async def test_oversized_messages_for_a_handler_that_reports_them_are_not_warned_about(
+    conn: MqttConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    reporter = Inbox()
+    conn.subscribe("ambiance/big/cmd", reporter, oversized=True)
+    conn.publish("ambiance/big/cmd", b"x" * (MAX_PAYLOAD + 1), qos=1)
+    conn.publish("ambiance/big/cmd", "small", qos=1)
+    await reporter.wait_for(b"small")
+    assert [m.oversized for m in reporter.messages] == [MAX_PAYLOAD + 1, None]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []  # theirs to say
+
+
 async def test_on_connect_listeners_run_on_the_loop_and_can_be_removed(
     mosquitto: Mosquitto,
 ) -> None:
@@ -439,6 +479,67 @@ async def test_while_the_broker_is_away_retained_messages_keep_only_the_last(
         await fence.wait_for(b"end")  # after everything else
         assert commands.payloads() == [b"warm", b"knead", b"rest"]
         assert states.payloads() == [b'{"stage":"rest"}']
+
+
+async def test_every_retained_message_is_put_back_on_a_broker_that_restarted_empty(
+    mosquitto: Mosquitto,
+) -> None:
+    """The broker killed (-9) and a fresh one, without persistence, on the same port: it
+    knows none of our retained messages, and nothing of ours changed meanwhile. After the
+    reconnect each is there again with its newest value; a cleared one stays cleared."""
+    bus = EventBus()
+    events = EventLog(bus)
+    connection = MqttConnection(mqtt_settings(mosquitto), bus, SystemClock())
+    connections = 0
+    reconnected = asyncio.Event()
+
+    def on_connect() -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 2:
+            reconnected.set()
+
+    connection.on_connect(on_connect)
+    fence = Inbox()
+    connection.subscribe("ambiance/fence", fence)
+    async with connection:
+        assert await connection.wait_ready(TIMEOUT)
+        connection.publish("ambiance/phones/pixel/dnd", {"state": "off"}, qos=1, retain=True)
+        connection.publish("ambiance/phones/pixel/dnd", {"state": "on"}, qos=1, retain=True)
+        connection.publish("ambiance/bedroom/music", "play", qos=1, retain=True)
+        connection.publish("ambiance/gone/state", "soon cleared", qos=1, retain=True)
+        connection.publish("ambiance/gone/state", None, qos=1, retain=True)
+        connection.publish("ambiance/command", "not retained", qos=1)
+        connection.publish("ambiance/fence", "first", qos=1)
+        await fence.wait_for(b"first")  # the broker has everything above
+
+        mosquitto.kill()
+        await events.wait_for(unavailable, TIMEOUT)
+        mosquitto.start()  # same port, empty
+        await asyncio.wait_for(reconnected.wait(), TIMEOUT)
+        connection.publish("ambiance/fence", "second", qos=1)
+        await fence.wait_for(b"second")  # after everything put back
+        retained = await async_read_retained(mosquitto, "ambiance/#")
+        assert retained == {
+            "ambiance/status": b"online",
+            "ambiance/phones/pixel/dnd": b'{"state":"on"}',
+            "ambiance/bedroom/music": b"play",
+        }
+
+        # A value changed while the broker is away is the one put back, once.
+        with Subscriber(mosquitto, "ambiance/phones/#") as phone:
+            await phone.async_wait_for("ambiance/phones/pixel/dnd", '{"state":"on"}')
+            mark = len(events.events)
+            mosquitto.kill()
+            await events.wait_for(unavailable, TIMEOUT, start=mark)
+            connection.publish("ambiance/phones/pixel/dnd", {"state": "off"}, qos=1, retain=True)
+            mosquitto.start()
+            await phone.async_wait_for("ambiance/phones/pixel/dnd", '{"state":"off"}', timeout=10)
+            connection.publish("ambiance/fence", "third", qos=1)
+            await fence.wait_for(b"third")
+            retained = await async_read_retained(mosquitto, "ambiance/phones/#")
+            assert retained == {"ambiance/phones/pixel/dnd": b'{"state":"off"}'}
+            assert len(phone.matching("ambiance/phones/pixel/dnd", '{"state":"off"}')) == 1
 
 
 async def test_a_broker_that_is_down_at_start_is_not_an_error(tmp_path: Path) -> None:

@@ -187,10 +187,8 @@ class MqttSwitch:
     def _on_state(self, message: Message) -> None:
         text = message.text.strip()
         if self.config.state_key:
-            try:
-                data = json.loads(text)
-            except ValueError:
-                return
+            # Not JSON: InvalidInput, reported by the connection as a malformed message.
+            data = message.json("the state")
             if not isinstance(data, dict) or self.config.state_key not in data:
                 return
             text = str(data[self.config.state_key])

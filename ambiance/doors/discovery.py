@@ -6,9 +6,10 @@ entities hold no logic of their own: they point at the MQTT door (mqtt_api.py) â
 to `<base>/<room>/cmd`, states are read with templates from the retained
 `<base>/<room>/state` â€” so Home Assistant and every other client see one and the same room.
 
-When: on every connection (a broker that restarted empty must get the configs back), and
-whenever Home Assistant says `online` on `<prefix>/status` (its birth message after a restart;
-re-sending is what Home Assistant asks integrations to do).
+When: at start, and whenever Home Assistant says `online` on `<prefix>/status` (its birth
+message after a restart; re-sending is what Home Assistant asks integrations to do). After a
+reconnection the connection itself publishes every retained message of ours again, these
+configs with them (a broker that restarted empty gets them back).
 
 Removal: the config topics published last time are kept in `<data_dir>/discovery.json`. A
 topic that is no longer published (its room left the config, or the base topic or prefix
@@ -49,17 +50,20 @@ MODEL = "Spa mode"
 SWITCH_STATE = "{{ 'ON' if value_json.status in ('running', 'paused') else 'OFF' }}"
 SELECT_STATE = "{{ value_json.stage or 'None' }}"
 STAGE_TITLE = "{{ value_json.stage_title or 'idle' }}"
-# Home Assistant counts a timestamp down by itself. While paused nothing ends (the state
-# message's end times would be "now + what is left" and go stale), and during an untimed
-# stage (`prepare` waits for "ready") no end is known: both show unknown.
-STAGE_ENDS = (
-    "{{ value_json.stage_ends_at if value_json.status == 'running' "
-    "and value_json.stage_ends_at else 'None' }}"
-)
-SESSION_ENDS = (
-    "{{ value_json.ends_at if value_json.status == 'running' "
-    "and value_json.stage_ends_at else 'None' }}"
-)
+# Home Assistant counts a timestamp down by itself. While idle or paused nothing ends (a
+# paused message's end times would be "now + what is left" and go stale), and during an
+# untimed stage (`prepare` waits for "ready") no end is known. A timestamp sensor cannot
+# show that as unknown without a warning before Home Assistant 2024.10: its MQTT sensor
+# takes "None" as unknown only for numeric sensors, and logs any other text that is not a
+# timestamp as "Invalid state message" with the whole state message (core PR #127032 moved
+# the "None" check before the timestamp's in 2024.10). So with no end known the two sensors
+# are unavailable, through a second availability topic, the state itself (ENDS_KNOWN), and
+# render the message's own time `at` meanwhile, a timestamp every version takes silently
+# and none shows (an unavailable entity shows no value).
+ENDS_KNOWN = "value_json.status == 'running' and value_json.stage_ends_at"
+ENDS_AVAILABLE = "{{ 'online' if " + ENDS_KNOWN + " else 'offline' }}"
+STAGE_ENDS = "{{ value_json.stage_ends_at if " + ENDS_KNOWN + " else value_json.at }}"
+SESSION_ENDS = "{{ value_json.ends_at if " + ENDS_KNOWN + " else value_json.at }}"
 STATUS = "{{ value_json.status }}"
 PROBLEM = "{{ 'ON' if value_json.health == 'degraded' else 'OFF' }}"
 STATUSES = [status.value for status in RoomStatus]
@@ -136,14 +140,10 @@ class Discovery:
         if not self.mqtt.enabled:
             return
         self._record = self._load_record()
-        self._unsubscribers = [
-            self.mqtt.subscribe(self.status_topic, self._on_ha_status),
-            self.mqtt.on_connect(self.publish_all),
-        ]
-        # The listener only hears later connections; this loop runs both steps without a
-        # pause, so a connection cannot slip in between and be missed or counted twice.
-        if self.mqtt.connected:
-            self.publish_all()
+        self._unsubscribers = [self.mqtt.subscribe(self.status_topic, self._on_ha_status)]
+        # Connected or not: the connection sends them once it is, and again after every
+        # reconnection.
+        self.publish_all()
 
     async def stop(self) -> None:
         # The entities stay: they go unavailable through the `offline` status, and come back
@@ -182,8 +182,38 @@ class Discovery:
         }
         origin = {"name": "ambiance", "sw_version": version}
 
+        # Our last will: when the service dies the entities show unavailable instead of a
+        # state that is no longer true.
+        service_status = {
+            "availability_topic": self.mqtt.status_topic,
+            "payload_available": ONLINE,
+            "payload_not_available": OFFLINE,
+        }
+        # Available while the service runs and the end is known (see ENDS_KNOWN).
+        while_ends_known = {
+            "availability": [
+                {
+                    "topic": self.mqtt.status_topic,
+                    "payload_available": ONLINE,
+                    "payload_not_available": OFFLINE,
+                },
+                {
+                    "topic": state_topic,
+                    "value_template": ENDS_AVAILABLE,
+                    "payload_available": ONLINE,
+                    "payload_not_available": OFFLINE,
+                },
+            ],
+            "availability_mode": "all",
+        }
+
         def entity(
-            component: str, object_id: str, name: str, icon: str | None, **options: Any
+            component: str,
+            object_id: str,
+            name: str,
+            icon: str | None,
+            availability: dict[str, Any] = service_status,
+            **options: Any,
         ) -> tuple[str, dict[str, Any]]:
             config: dict[str, Any] = {
                 "name": name,
@@ -194,11 +224,7 @@ class Discovery:
                 "default_entity_id": f"{component}.{_entity_slug(f'{node}_{object_id}')}",
                 "device": device,
                 "origin": origin,
-                # Our last will: when the service dies the entities show unavailable
-                # instead of a state that is no longer true.
-                "availability_topic": self.mqtt.status_topic,
-                "payload_available": ONLINE,
-                "payload_not_available": OFFLINE,
+                **availability,
                 # Commands at QoS 1, as the MQTT door expects; a lost "stop" matters.
                 "qos": 1,
             }
@@ -259,6 +285,7 @@ class Discovery:
                 "stage_ends",
                 "Stage ends",
                 "mdi:timer-sand",
+                while_ends_known,
                 device_class="timestamp",
                 state_topic=state_topic,
                 value_template=STAGE_ENDS,
@@ -268,6 +295,7 @@ class Discovery:
                 "session_ends",
                 "Session ends",
                 "mdi:timer-outline",
+                while_ends_known,
                 device_class="timestamp",
                 state_topic=state_topic,
                 value_template=SESSION_ENDS,
@@ -333,8 +361,8 @@ class Discovery:
 
     def _on_ha_status(self, message: Message) -> None:
         # A retained `online` (a birth message configured with retain) arrives on every
-        # (re)subscription, right when publish_all runs for the connection anyway: only a
-        # live one means Home Assistant has just (re)started.
+        # (re)subscription, right when the connection publishes the configs again anyway:
+        # only a live one means Home Assistant has just (re)started.
         if message.retain or message.text.strip() != ONLINE:
             return
         log.info("discovery: Home Assistant is online; publishing the entities again")

@@ -11,7 +11,6 @@ service carries on.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
@@ -21,6 +20,7 @@ from ambiance.core import commands
 from ambiance.core.events import Event
 from ambiance.devices.phones import iso
 from ambiance.errors import AmbianceError, InvalidInput
+from ambiance.infra.mqtt import decode_json
 
 if TYPE_CHECKING:
     from ambiance.core.facade import Core
@@ -88,12 +88,7 @@ def parse_command(payload: bytes) -> CommandMessage:
     if bare is not None and bare.takes_bare_word:
         data: Any = {"action": text}
     else:
-        try:
-            data = json.loads(text)
-        except RecursionError:
-            raise InvalidInput("command is nested too deeply") from None
-        except ValueError as exc:
-            raise InvalidInput(f"command is not JSON: {exc}") from None
+        data = decode_json(text, "command")
     if not isinstance(data, dict):
         raise InvalidInput('command must be a JSON object like {"action": "next"}')
     try:
@@ -116,8 +111,8 @@ def _id_of(payload: bytes) -> str | None:
     if len(payload) > COMMAND_LIMIT:
         return None
     try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError):
+        data = decode_json(payload)
+    except InvalidInput:
         return None
     found = data.get("id") if isinstance(data, dict) else None
     return found if isinstance(found, str) and len(found) <= 64 else None

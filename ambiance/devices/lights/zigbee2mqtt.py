@@ -14,7 +14,6 @@ from that; a change is one publish to the group, or one per light without a grou
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, Self, TypeGuard
@@ -38,7 +37,7 @@ from ambiance.devices.lights.base import (
 from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 from ambiance.errors import DeviceUnavailable
 from ambiance.infra.clock import Clock
-from ambiance.infra.mqtt import Message, MqttConnection
+from ambiance.infra.mqtt import Message, MqttConnection, decode_json
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +132,9 @@ def _is_on(state: Mapping[str, Any]) -> bool:
 
 
 def _json_object(payload: bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(payload)
-    except ValueError:
-        return None
+    """The JSON object in a payload; None for other JSON. A payload that is not JSON raises
+    InvalidInput, which the connection reports as a malformed message (a warning)."""
+    data = decode_json(payload, "the message")
     return data if isinstance(data, dict) else None
 
 

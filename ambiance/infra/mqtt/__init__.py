@@ -1,7 +1,8 @@
 """The one MQTT connection of the service (paho-mqtt 2, MQTT 5): see connection.py.
 
 Everything callers use is importable from here: `MqttConnection` and its `MqttSettings`,
-the `Message` handlers get, `encode_payload`, the status values and the limits.
+the `Message` handlers get, `encode_payload` and `decode_json`, the status values and the
+limits.
 """
 
 from ambiance.infra.mqtt.client import OFFLINE, ONLINE
@@ -11,7 +12,14 @@ from ambiance.infra.mqtt.connection import (
     Listener,
     MqttConnection,
 )
-from ambiance.infra.mqtt.message import MAX_PAYLOAD, Handler, Message, Payload, encode_payload
+from ambiance.infra.mqtt.message import (
+    MAX_PAYLOAD,
+    Handler,
+    Message,
+    Payload,
+    decode_json,
+    encode_payload,
+)
 from ambiance.infra.mqtt.outbox import MAX_IN_FLIGHT, MAX_QUEUED
 from ambiance.infra.mqtt.settings import MqttSettings
 
@@ -29,5 +37,6 @@ __all__ = [
     "MqttConnection",
     "MqttSettings",
     "Payload",
+    "decode_json",
     "encode_payload",
 ]

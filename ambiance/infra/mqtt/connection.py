@@ -9,8 +9,9 @@ with `call_soon_threadsafe`, so no other module ever runs on paho's thread.
 
 Protocol: MQTT 5. It gives three things this service uses:
 - Maximum Packet Size in CONNECT: the broker never sends us a packet over `MAX_PACKET`, so
-  a runaway publisher cannot make us read megabytes (smaller oversized payloads, up to
-  `MAX_PAYLOAD`, are still dropped here, with a warning);
+  a runaway publisher cannot make us read hundreds of megabytes; smaller payloads over
+  `MAX_PAYLOAD` reach us, and are dropped here: handlers that asked hear of their size (the
+  MQTT door reports a command too large to its sender), the others get a warning;
 - subscription identifiers: with overlapping filters a handler still runs once per
   message (see subscriptions.py);
 - reason codes that say why a broker refused us ("Not authorized").
@@ -18,6 +19,12 @@ Every maintained broker speaks MQTT 5 (Mosquitto since 1.6, EMQX, HiveMQ, Home A
 add-on).
 
 Topics: the last will and the status `<base>/status` = `online` | `offline`, QoS 1, retained.
+
+Retained messages: the connection keeps the last retained QoS 1/2 payload it published on
+each topic (an empty one clears the topic, and it is forgotten), and after every connection
+publishes again those that are not on their way already. A broker that restarted empty, or
+lost what we sent before it died, so has every retained message of ours again, each with
+its newest value, whoever published it (phones, room states, discovery, music).
 
 The rest lives beside this module: settings.py (MqttSettings), client.py (the paho client
 as the settings want it), message.py (Message and payloads), outbox.py (QoS 1/2 messages
@@ -44,7 +51,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from ambiance.core.events import EventBus
 from ambiance.core.health import Availability
-from ambiance.errors import DeviceUnavailable
+from ambiance.errors import DeviceUnavailable, InvalidInput
 from ambiance.infra.clock import Clock
 from ambiance.infra.metrics import Metrics
 from ambiance.infra.mqtt.client import OFFLINE, ONLINE, new_client
@@ -64,8 +71,15 @@ from ambiance.infra.mqtt.subscriptions import Filter, Registration, Subscription
 log = logging.getLogger(__package__)
 
 # Sent to the broker as our Maximum Packet Size: it drops (for us only) anything bigger, so
-# even a gigabyte-sized publish costs this service nothing.
-MAX_PACKET = 1024 * 1024
+# even a gigabyte-sized publish costs this service nothing. MQTT has no way to tell us of a
+# message dropped that way, so this is far above MAX_PAYLOAD: a message too large by
+# mistake (a whole file, a runaway template) still reaches us and is reported to its
+# sender; only beyond this does the broker drop it for us (Mosquitto logs that it did).
+# paho reads a packet whole into memory: 16 MiB costs a few dozen megabytes for a moment.
+MAX_PACKET = 16 * 1024 * 1024
+# Topics warned about, at most: a publisher stuck in a loop over new topics must not flood
+# the log either.
+MAX_WARNED = 100
 # How long `stop()` waits for the broker to acknowledge the `offline` status.
 STOP_TIMEOUT = 2.0
 
@@ -96,8 +110,11 @@ class MqttConnection:
         # from the service's.
         self._lock = threading.Lock()
         self._listeners: list[list[Listener]] = []  # boxed, so removal is by identity
-        self._warned_topics: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()  # (what, topic) warned about once
         self._outbox = Outbox()  # QoS 1/2 messages; loop thread only
+        # The last retained payload (and its QoS) we published on each topic, to publish
+        # again after every connection; loop thread only.
+        self._retained: dict[str, tuple[bytes, int]] = {}
         self._loop_thread: int | None = None
 
     # --- life cycle -------------------------------------------------------------------
@@ -221,6 +238,9 @@ class MqttConnection:
         There a retained message replaces a waiting one on the same topic (the broker
         would keep only the last anyway), and at most MAX_QUEUED others wait. QoS 0
         messages are sent at once, or dropped while disconnected, as MQTT means them to be.
+        A retained QoS 1/2 message is also kept, and published again after every
+        reconnection until another one on its topic replaces it (an empty payload clears
+        the topic).
         A topic with a wildcard or a QoS outside 0-2 raises ValueError: that is a bug,
         not weather.
         """
@@ -235,6 +255,11 @@ class MqttConnection:
             self._send(topic, data, qos, retain)
 
     def _send(self, topic: str, data: bytes, qos: int, retain: bool) -> None:
+        if retain:
+            if data and qos > 0:
+                self._retained[topic] = (data, qos)
+            else:  # cleared, or sent at QoS 0 (at most once: not sent again either)
+                self._retained.pop(topic, None)
         client = self._client
         if client is None:
             log.debug("mqtt: not started, dropped a message to %s", topic)
@@ -266,7 +291,11 @@ class MqttConnection:
         allowed), from now on and after every reconnect. Returns the unsubscribe function.
 
         With `oversized`, the handler also hears of messages over MAX_PAYLOAD (with an
-        empty payload and `Message.oversized` set to the size)."""
+        empty payload and `Message.oversized` set to the size), and reports them itself;
+        the connection warns of those no handler takes. A handler that raises InvalidInput
+        (`Message.json()` does, for a payload that is not JSON) says the message is
+        malformed: that is a warning naming the topic, once per topic; anything else it
+        raises is a bug, logged with its traceback."""
         if not topic_filter:
             raise ValueError("empty topic filter")
         if qos not in (0, 1, 2):
@@ -419,27 +448,13 @@ class MqttConnection:
             if message.properties is not None:
                 identifiers = list(getattr(message.properties, "SubscriptionIdentifier", []))
             if size > MAX_PAYLOAD:
-                self._warn_oversized(topic, size)
+                # Warned about on the loop, where the handlers that report it are known.
                 received = Message(topic, b"", bool(message.retain), message.qos, oversized=size)
             else:
                 received = Message(topic, bytes(message.payload), bool(message.retain), message.qos)
             self._to_loop(self._dispatch, received, identifiers)
         except Exception:
             log.exception("mqtt: could not take a message in")
-
-    def _warn_oversized(self, topic: str, size: int) -> None:
-        # Once per topic (of the first hundred): a publisher stuck in a loop must not flood
-        # the log either.
-        if topic in self._warned_topics or len(self._warned_topics) >= 100:
-            log.debug("mqtt: dropped another oversized message (%d bytes) on %s", size, topic)
-            return
-        self._warned_topics.add(topic)
-        log.warning(
-            "mqtt: dropped a message of %d bytes on %s (the limit is %d bytes)",
-            size,
-            topic,
-            MAX_PAYLOAD,
-        )
 
     # --- the asyncio loop ---------------------------------------------------------------
 
@@ -458,6 +473,21 @@ class MqttConnection:
                 listener()
             except Exception:
                 log.exception("mqtt: on-connect listener %r failed", listener)
+        self._put_back_retained()
+
+    def _put_back_retained(self) -> None:
+        """Publish again every retained message of ours that is not on its way already.
+
+        The broker may have lost them (restarted without persistence, or died before it
+        saved them). Those still waiting, or handed to paho and not acknowledged, reach it
+        anyway (paho sends them again), as do those the listeners just published afresh,
+        so each topic gets its newest value once."""
+        pending = self._outbox.pending()
+        again = [(t, kept) for t, kept in self._retained.items() if t not in pending]
+        for topic, (data, qos) in again:
+            self._send(topic, data, qos, True)
+        if again:
+            log.debug("mqtt: published %d retained messages again", len(again))
 
     def _failed(self, error: DeviceUnavailable) -> None:
         if self._stopping:
@@ -487,8 +517,26 @@ class MqttConnection:
 
     def _dispatch(self, message: Message, identifiers: list[int]) -> None:
         handlers = self._subscriptions.handlers(message, identifiers)
+        if message.oversized is not None and not handlers:
+            self._warn_once(
+                "oversized",
+                message.topic,
+                f"dropped a message of {message.oversized} bytes on {message.topic} "
+                f"(the limit is {MAX_PAYLOAD} bytes)",
+            )
         for handler in handlers:
             try:
                 handler(message)
+            except InvalidInput as exc:  # a malformed message, not a bug of ours
+                self._warn_once("malformed", message.topic, f"{message.topic}: {exc.message}")
             except Exception:
                 log.exception("mqtt: handler %r failed on %s", handler, message.topic)
+
+    def _warn_once(self, what: str, topic: str, text: str) -> None:
+        """A warning, once per kind and topic (of the first MAX_WARNED); debug after that."""
+        key = (what, topic)
+        if key in self._warned or len(self._warned) >= MAX_WARNED:
+            log.debug("mqtt: again: %s", text)
+            return
+        self._warned.add(key)
+        log.warning("mqtt: %s", text)

@@ -9,6 +9,8 @@ from typing import Any
 
 from paho.mqtt.properties import Properties
 
+from ambiance.errors import InvalidInput
+
 # A handler never sees a payload bigger than this: larger ones are dropped with a warning.
 MAX_PAYLOAD = 64 * 1024
 
@@ -32,8 +34,26 @@ class Message:
         """The payload as text (undecodable bytes replaced)."""
         return self.payload.decode("utf-8", errors="replace")
 
+    def json(self, what: str = "payload") -> Any:
+        """The payload as JSON; raises InvalidInput saying what is wrong with it."""
+        return decode_json(self.payload, what)
+
 
 Handler = Callable[[Message], None]
+
+
+def decode_json(payload: bytes | str, what: str = "payload") -> Any:
+    """Decode JSON from MQTT: every JSON payload we read goes through here, so that bad
+    input is one error of ours (InvalidInput, with a message that does not grow with the
+    input) and never a library's exception or a traceback."""
+    try:
+        return json.loads(payload)
+    except RecursionError:  # the decoder's own stack: `[[[[...` a hundred thousand deep
+        raise InvalidInput(f"{what} is nested too deeply") from None
+    except UnicodeDecodeError:  # before ValueError, of which it is one
+        raise InvalidInput(f"{what} is not UTF-8 text") from None
+    except ValueError as exc:  # json's messages name a position, never quote the input
+        raise InvalidInput(f"{what} is not JSON: {exc}") from None
 
 
 def encode_payload(payload: Payload) -> bytes:

@@ -44,7 +44,8 @@ class Outbox:
         self._waiting: OrderedDict[str | int, Outgoing] = OrderedDict()
         self._unkeyed = itertools.count()
         self._queued = 0  # messages waiting that are not retained
-        self._in_flight: set[int] = set()  # paho message ids not yet acknowledged
+        # paho message ids not yet acknowledged, with their topic when retained.
+        self._in_flight: dict[int, str | None] = {}
         # Acknowledgements from paho's thread, handed to the loop in batches: one wake-up
         # of the loop per batch, not per message (with many rooms that was most of it).
         self._acks: deque[int] = deque()
@@ -90,7 +91,7 @@ class Outbox:
             )
             # NO_CONN: paho keeps it and sends it after the reconnect.
             if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                self._in_flight.add(info.mid)
+                self._in_flight[info.mid] = message.topic if message.retain else None
             else:
                 log.warning("mqtt: could not send a message to %s: %s", message.topic, info.rc)
 
@@ -109,4 +110,10 @@ class Outbox:
         self._acks_scheduled = False
         acks = self._acks
         while acks:
-            self._in_flight.discard(acks.popleft())
+            self._in_flight.pop(acks.popleft(), None)
+
+    def pending(self) -> set[str]:
+        """The retained topics with a message on its way: waiting here, or handed to paho
+        and not acknowledged yet (paho sends those again after a reconnect)."""
+        waiting = {key for key in self._waiting if isinstance(key, str)}
+        return waiting | {topic for topic in self._in_flight.values() if topic is not None}
