@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.routing import APIRouter
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambiance import __version__
 from ambiance.config import Settings
@@ -80,8 +84,38 @@ def create_app(
 
     docs.install(app)
     _serve_web(app)
+    # A path with a slash too many (or too few) is redirected, with a relative Location.
+    app.router.redirect_slashes = False
+    app.router.default = SlashRedirect(app.router, app.router.default)
 
     return app
+
+
+class SlashRedirect:
+    """The trailing-slash redirect (`/rooms/` -> `/rooms`), to a Location of just the path
+    and query; else the router's own 404.
+
+    Starlette's built-in one writes an absolute URL from the request's Host header, so a
+    forged Host (`evil.example`) made this server send a client to another site.
+    """
+
+    def __init__(self, router: APIRouter, not_found: ASGIApp) -> None:
+        self.router = router
+        self.not_found = not_found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if scope["type"] == "http" and path != scope.get("root_path", "") + "/":
+            other = {**scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+            if any(route.matches(other)[0] is not Match.NONE for route in self.router.routes):
+                # One leading slash: `//host/...` would be a URL to another host.
+                location = "/" + quote(other["path"]).lstrip("/")
+                query = scope.get("query_string", b"")
+                if query:
+                    location += "?" + query.decode("latin-1")
+                await RedirectResponse(location, 307)(scope, receive, send)
+                return
+        await self.not_found(scope, receive, send)
 
 
 def _serve_web(app: FastAPI) -> None:

@@ -6,13 +6,19 @@ reach the room."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 
+from ambiance.config import ROOM_NAME
 from ambiance.core.room import Room
-from ambiance.core.scenes import Library
+from ambiance.core.scenes import NAME_PATTERN, Library
 from ambiance.service import Ambiance
+
+
+def name_in_path(what: str, example: str) -> Any:
+    """A `{name}` path parameter: the pattern every name of `what` has (else a 422)."""
+    return Path(pattern=NAME_PATTERN, description=f"The {what}'s name.", examples=[example])
 
 
 async def get_core(request: Request) -> Ambiance:
@@ -26,7 +32,10 @@ CoreDep = Annotated[Ambiance, Depends(get_core)]
 async def get_room(
     core: CoreDep,
     room: Annotated[
-        str, Path(description="The room's name from the config.", examples=["bedroom"])
+        str,
+        Path(
+            pattern=ROOM_NAME, description="The room's name from the config.", examples=["bedroom"]
+        ),
     ],
 ) -> Room:
     return core.room(room)  # NotFound -> 404 naming the room

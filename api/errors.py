@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambiance.errors import (
     AmbianceError,
@@ -23,6 +26,8 @@ from ambiance.errors import (
     InvalidInput,
     NotFound,
 )
+
+log = logging.getLogger(__name__)
 
 # Most specific first.
 STATUS: list[tuple[type[AmbianceError], int]] = [
@@ -88,7 +93,53 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+class CatchAll:
+    """The last net: an exception no handler took becomes a 500 in the error shape.
+
+    Its traceback is logged once, here, with a request id that the answer names too (in
+    `detail` and the `X-Request-ID` header), so a user's report finds the log line. It is
+    not raised on: Starlette's own net would answer plain text, and uvicorn would log the
+    traceback a second time. An answer already under way (an event stream) cannot be
+    replaced; it is cut short, and the log says why.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception:
+            request_id = uuid.uuid4().hex[:16]
+            log.exception(
+                "unexpected error answering %s %s (request %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+            if started:
+                return
+            body = error_body(
+                "internal_error",
+                f"something went wrong in the service; its log names request {request_id}",
+                {"request_id": request_id},
+            )
+            response = JSONResponse(body, 500, headers={"X-Request-ID": request_id})
+            await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(CatchAll)  # the innermost middleware: the others still wrap its 500
     app.add_exception_handler(AmbianceError, _ambiance_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

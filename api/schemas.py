@@ -10,7 +10,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ambiance.core.profiles import Profile
+from ambiance.core.people import EXPORT_FEEDBACK
+from ambiance.core.profiles import (
+    Areas,
+    Brightness,
+    DisplayName,
+    Notes,
+    Pressure,
+    Profile,
+    Short,
+    StageMinutes,
+    StageName,
+    StagePressures,
+    Warmth,
+)
 from ambiance.core.views import (
     Health,
     RoomSummary,
@@ -52,29 +65,37 @@ ERRORS: dict[int | str, dict[str, object]] = {
 
 
 class ProfileChanges(BaseModel):
-    """Any fields of a profile, to change just those."""
+    """Any fields of a profile, to change just those; `null` puts a field back to its
+    default (as in a JSON merge patch): `{"display_name": null}` clears the name.
+
+    Each field has the profile's own type and limits (`ambiance.core.profiles`), so what
+    this schema allows is what the change accepts; tests/api/test_profiles.py holds them
+    to it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = None
-    pressure: Literal["soft", "medium", "firm"] | None = None
-    focus: list[str] | None = None
-    avoid: list[str] | None = None
-    warmth: Literal["warmer", "as_scene", "cooler"] | None = None
-    brightness: Literal["dimmer", "as_scene", "brighter"] | None = None
-    music: str | None = None
-    oil: str | None = None
-    scent: str | None = None
-    notes: str | None = None
-    stage_minutes: dict[str, float] | None = None
-    stage_pressure: dict[str, Literal["soft", "medium", "firm"]] | None = None
-    favourite_stage: str | None = None
+    display_name: DisplayName | None = None
+    pressure: Pressure | None = None
+    focus: Areas | None = None
+    avoid: Areas | None = None
+    warmth: Warmth | None = None
+    brightness: Brightness | None = None
+    music: Short | None = None
+    oil: Short | None = None
+    scent: Short | None = None
+    notes: Notes | None = None
+    stage_minutes: StageMinutes | None = None
+    stage_pressure: StagePressures | None = None
+    favourite_stage: StageName | None = None
 
 
 class ProfileExport(BaseModel):
     format: Literal["ambiance.profile/1"]
     profile: Profile
-    feedback: list[dict[str, object]] = Field(default_factory=list)
+    feedback: list[dict[str, object]] = Field(
+        default_factory=list, max_length=EXPORT_FEEDBACK, description="Its history (not replayed)."
+    )
 
 
 class FeedbackResult(BaseModel):

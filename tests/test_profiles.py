@@ -30,7 +30,7 @@ from ambiance.core.scenes import (
     builtin_scenes_dir,
     load_library,
 )
-from ambiance.errors import InvalidInput, NotFound
+from ambiance.errors import NotFound
 
 
 @pytest.fixture(scope="module")
@@ -134,11 +134,11 @@ def test_feedback_limits() -> None:
 
 def test_feedback_check_names_an_unknown_stage(classic: Routine) -> None:
     Feedback(rating=4, pressure={"petrissage": "firmer"}, favourite_stage="friction").check(classic)
-    with pytest.raises(InvalidInput, match="'shiatsu'") as caught:
+    with pytest.raises(NotFound, match="'shiatsu'") as caught:
         Feedback(rating=4, pressure={"shiatsu": "firmer"}).check(classic)
-    assert caught.value.detail["stage"] == "shiatsu"
-    assert "petrissage" in caught.value.detail["known"]
-    with pytest.raises(InvalidInput, match="'feet'"):
+    assert caught.value.detail == {"kind": "stage", "name": "shiatsu"}
+    assert "petrissage" in caught.value.message
+    with pytest.raises(NotFound, match="'feet'"):
         Feedback(rating=4, favourite_stage="feet").check(classic)
 
 
@@ -517,7 +517,7 @@ def test_no_favourite_named_keeps_the_old_one_and_rating_changes_nothing(
 
 
 def test_learn_rejects_an_unknown_stage(classic: Routine) -> None:
-    with pytest.raises(InvalidInput, match="'feet'"):
+    with pytest.raises(NotFound, match="'feet'"):
         learn(sam(), said({"feet": "firmer"}), classic)
 
 

@@ -41,6 +41,7 @@ class NoArguments(Arguments):
 class SpaRequest(Arguments):
     routine: str | None = Field(
         default=None,
+        pattern=NAME_PATTERN,
         description="Routine to run; the room's default if left out.",
         examples=["classic"],
     )
@@ -53,7 +54,7 @@ class SpaRequest(Arguments):
 
 
 class GotoRequest(Arguments):
-    stage: str = Field(examples=["petrissage"])
+    stage: str = Field(pattern=NAME_PATTERN, examples=["petrissage"])
 
 
 class ExtendRequest(Arguments):
@@ -61,7 +62,7 @@ class ExtendRequest(Arguments):
 
 
 class StageRequest(Arguments):
-    stage: str = Field(examples=["friction"])
+    stage: str = Field(pattern=NAME_PATTERN, examples=["friction"])
     remaining: float | None = Field(
         default=None,
         gt=0,
@@ -73,7 +74,7 @@ class StageRequest(Arguments):
 
 
 class SceneRequest(Arguments):
-    scene: str = Field(examples=["rest"])
+    scene: str = Field(pattern=NAME_PATTERN, examples=["rest"])
 
 
 ArgsT = TypeVar("ArgsT", bound=Arguments)

@@ -20,6 +20,7 @@ from ambiance.infra.store import SessionRecord, Store
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "ambiance.profile/1"
+EXPORT_FEEDBACK = 1000  # the most feedback an export carries (the newest)
 
 
 class ProfileBook:
@@ -52,12 +53,22 @@ class ProfileBook:
         return profile
 
     def update(self, name: str, changes: dict[str, Any]) -> Profile:
-        """Change some fields of a profile; its name stays."""
+        """Change some fields of a profile; its name stays.
+
+        A field changed to None goes back to its default (as a JSON merge patch's `null`
+        removes a member): `display_name: None` clears the name.
+        """
         current = self.get(name)
         if "name" in changes and changes["name"] != name:
             raise InvalidInput("a profile's name cannot change; export it and import it anew")
+        merged = current.model_dump(mode="json")
+        for field, value in changes.items():
+            if value is None:
+                merged.pop(field, None)
+            else:
+                merged[field] = value
         try:
-            updated = Profile.model_validate({**current.model_dump(mode="json"), **changes})
+            updated = Profile.model_validate(merged)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -74,7 +85,7 @@ class ProfileBook:
         return {
             "format": EXPORT_FORMAT,
             "profile": profile.model_dump(mode="json"),
-            "feedback": self.store.feedback.for_profile(name, limit=1000),
+            "feedback": self.store.feedback.for_profile(name, limit=EXPORT_FEEDBACK),
         }
 
     def import_(self, document: dict[str, Any], *, replace: bool = False) -> Profile:

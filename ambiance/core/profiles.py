@@ -46,13 +46,17 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidationError,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from ambiance.core.scenes import NAME_PATTERN, Guidance, LightsSpec, Routine, Scene, Stage
 from ambiance.errors import InvalidInput, NotFound
@@ -126,10 +130,34 @@ DEFAULT_CEILING: dict[str, Pressure] = {"effleurage": "medium", "closing": "soft
 MAX_AREAS = 20
 MAX_STAGES = 64  # entries in each per-stage mapping
 MAX_NOTES = 2000
+MAX_SESSIONS = 1_000_000  # a counter's bound: a session a day for 2,700 years
 
 StageName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-Area = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+# A text's ends are trimmed of blanks after its length is checked, and a text that must
+# not be blank says so as a pattern: so the JSON Schema's `maxLength` and `pattern` say
+# exactly what is accepted (a trim before the check let a schema-valid "  " fail it).
+BLANKS = " \t\n\r"
+NOT_BLANK = r"[^ \t\n\r]"
+
+
+def _trimmed(text: str) -> str:
+    return text.strip(BLANKS)
+
+
+Trimmed = AfterValidator(_trimmed)
+
+
+class _OnlyPatternKeys:
+    """In the JSON Schema, no keys but the pattern's: pydantic writes a key pattern as
+    `patternProperties` alone, which lets a key of any other shape through a schema
+    reader (a client, a fuzzer) while the model refuses it."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["additionalProperties"] = False
+        return json_schema
 
 
 def _whole_number(value: object) -> object:
@@ -139,8 +167,20 @@ def _whole_number(value: object) -> object:
     return value
 
 
-Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NOTES)]
+# A profile's fields, by type: ProfileChanges (the API's PATCH body) takes the same ones.
+DisplayName = Annotated[str, StringConstraints(max_length=100), Trimmed]
+Area = Annotated[str, StringConstraints(max_length=200, pattern=NOT_BLANK), Trimmed]
+Areas = Annotated[list[Area], Field(max_length=MAX_AREAS)]
+Short = Annotated[str, StringConstraints(max_length=200), Trimmed]
+Notes = Annotated[str, StringConstraints(max_length=MAX_NOTES), Trimmed]
+Warmth = Literal["warmer", "as_scene", "cooler"]
+Brightness = Literal["dimmer", "as_scene", "brighter"]
 Minutes = Annotated[float, Field(gt=0, le=24 * 60, allow_inf_nan=False)]
+StageMinutes = Annotated[dict[StageName, Minutes], Field(max_length=MAX_STAGES), _OnlyPatternKeys()]
+StagePressures = Annotated[
+    dict[StageName, Pressure], Field(max_length=MAX_STAGES), _OnlyPatternKeys()
+]
+StageHints = Annotated[dict[StageName, Hint], Field(max_length=MAX_STAGES), _OnlyPatternKeys()]
 
 
 class Profile(BaseModel):
@@ -154,31 +194,29 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, description="The id: lowercase, e.g. `sam`.")
-    display_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    display_name: DisplayName = ""
     pressure: Pressure = "medium"
-    focus: list[Area] = Field(default_factory=list, max_length=MAX_AREAS)
-    avoid: list[Area] = Field(default_factory=list, max_length=MAX_AREAS)
-    warmth: Literal["warmer", "as_scene", "cooler"] = "as_scene"
-    brightness: Literal["dimmer", "as_scene", "brighter"] = "as_scene"
+    focus: Areas = Field(default_factory=list)
+    avoid: Areas = Field(default_factory=list)
+    warmth: Warmth = "as_scene"
+    brightness: Brightness = "as_scene"
     music: Short = ""
     oil: Short = ""
     scent: Short = ""
     notes: Notes = ""
-    stage_minutes: dict[StageName, Minutes] = Field(
+    stage_minutes: StageMinutes = Field(
         default_factory=dict,
-        max_length=MAX_STAGES,
         description="Preferred length of a stage in minutes (bounded when used).",
     )
-    stage_pressure: dict[StageName, Pressure] = Field(
-        default_factory=dict, max_length=MAX_STAGES, description="Learned per stage."
-    )
+    stage_pressure: StagePressures = Field(default_factory=dict, description="Learned per stage.")
     favourite_stage: StageName | None = None
-    last_feedback: dict[StageName, Hint] = Field(
+    last_feedback: StageHints = Field(
         default_factory=dict,
-        max_length=MAX_STAGES,
         description="The latest feedback per stage, quoted in the next session.",
     )
-    sessions: Annotated[int, BeforeValidator(_whole_number)] = Field(default=0, ge=0, strict=True)
+    sessions: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        default=0, ge=0, le=MAX_SESSIONS, strict=True
+    )
 
     @property
     def who(self) -> str:
@@ -201,18 +239,15 @@ class Feedback(BaseModel):
     notes: Notes = ""
 
     def check(self, routine: Routine) -> None:
-        """Raise InvalidInput if a stage named here is not a stage of `routine`."""
+        """Raise NotFound if a stage named here is not a stage of `routine` (a 404, as for
+        any other name that does not exist: the schema cannot know a routine's stages)."""
         known = [stage.name for stage in routine.stages]
         named = [*self.pressure]
         if self.favourite_stage is not None:
             named.append(self.favourite_stage)
         for name in named:
             if name not in known:
-                raise InvalidInput(
-                    f"unknown stage {name!r} in the feedback: routine {routine.name!r} "
-                    f"has {', '.join(known)}",
-                    detail={"stage": name, "routine": routine.name, "known": known},
-                )
+                raise NotFound("stage", name, known=known)  # known: the routine's stages
 
 
 # --- pressure ------------------------------------------------------------------------
@@ -455,8 +490,8 @@ def adapt(
 def learn(profile: Profile, feedback: Feedback, routine: Routine) -> Profile:
     """The profile after this feedback on `routine` (the rule: module docstring).
 
-    Pure: `profile` is left as it was. Raises InvalidInput for a stage that is not in
-    the routine, or when the profile would grow past its limits.
+    Pure: `profile` is left as it was. Raises NotFound for a stage that is not in the
+    routine, InvalidInput when the profile would grow past its limits.
     """
     feedback.check(routine)
     stage_pressure = dict(profile.stage_pressure)

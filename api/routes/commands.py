@@ -27,7 +27,10 @@ Endpoint = Callable[..., Awaitable[RoomView]]
 
 def command_router() -> APIRouter:
     """A router with every command's routes (under /rooms, as the rooms' own)."""
-    router = APIRouter(prefix="/rooms", tags=["rooms"], responses={404: ERRORS[404]})
+    # 422 for every route: a room name of the wrong shape, beside a body's values.
+    router = APIRouter(
+        prefix="/rooms", tags=["rooms"], responses={404: ERRORS[404], 422: ERRORS[422]}
+    )
     shared: list[Command[Any]] = []
     for command in commands.table():
         for rest in command.rest:

@@ -8,17 +8,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 
+from ambiance.config import ROOM_NAME
 from ambiance.core.events import Event
 from ambiance.service import Ambiance
 
 from ..deps import CoreDep
 from ..schemas import ERRORS
 
-router = APIRouter(tags=["events"], responses={404: ERRORS[404]})
+router = APIRouter(tags=["events"], responses={404: ERRORS[404], 422: ERRORS[422]})
 
 KEEPALIVE = 15.0  # seconds: a comment line keeps proxies and phones from closing the stream
 RETRY_MS = 2000  # how soon a browser reconnects after the stream breaks
+MAX_ROOMS = 100  # rooms one stream follows (a name twice counts twice)
 
 
 # How long a room's frame is handed out again: long enough for every subscriber to take
@@ -106,7 +109,10 @@ async def _stream(
 async def events(
     core: CoreDep,
     request: Request,
-    room: Annotated[list[str] | None, Query(description="Rooms to follow; all by default.")] = None,
+    room: Annotated[
+        list[Annotated[str, StringConstraints(pattern=ROOM_NAME)]] | None,
+        Query(max_length=MAX_ROOMS, description="Rooms to follow; all by default."),
+    ] = None,
 ) -> StreamingResponse:
     names = room or list(core.rooms)
     for name in names:

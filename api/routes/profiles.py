@@ -7,12 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 
 from ambiance.core.profiles import Profile
-from ambiance.errors import InvalidInput
+from ambiance.errors import Conflict
 
-from ..deps import CoreDep
+from ..deps import CoreDep, name_in_path
 from ..schemas import ERRORS, ProfileChanges, ProfileExport
 
-router = APIRouter(prefix="/profiles", tags=["profiles"], responses={404: ERRORS[404]})
+router = APIRouter(
+    prefix="/profiles", tags=["profiles"], responses={404: ERRORS[404], 422: ERRORS[422]}
+)
+Name = Annotated[str, name_in_path("profile", "sam")]
 
 
 @router.get("", response_model=list[Profile], summary="List the profiles")
@@ -25,7 +28,7 @@ async def list_profiles(core: CoreDep) -> list[Profile]:
     response_model=Profile,
     status_code=status.HTTP_201_CREATED,
     summary="Create a profile",
-    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409]},
 )
 async def create_profile(
     core: CoreDep,
@@ -50,7 +53,7 @@ async def create_profile(
 
 
 @router.get("/{name}", response_model=Profile, summary="Show a profile")
-async def get_profile(core: CoreDep, name: str) -> Profile:
+async def get_profile(core: CoreDep, name: Name) -> Profile:
     return core.profiles.get(name)
 
 
@@ -58,9 +61,12 @@ async def get_profile(core: CoreDep, name: str) -> Profile:
     "/{name}",
     response_model=Profile,
     summary="Change some fields of a profile",
-    responses={400: ERRORS[400], 422: ERRORS[422]},
+    description="Only the fields sent change; a field sent as `null` goes back to its "
+    'default (`{"display_name": null}` clears the name, `{"favourite_stage": null}` '
+    "forgets it).",
+    responses={400: ERRORS[400]},
 )
-async def update_profile(core: CoreDep, name: str, changes: ProfileChanges) -> Profile:
+async def update_profile(core: CoreDep, name: Name, changes: ProfileChanges) -> Profile:
     return core.profiles.update(name, changes.model_dump(exclude_unset=True, mode="json"))
 
 
@@ -68,11 +74,15 @@ async def update_profile(core: CoreDep, name: str, changes: ProfileChanges) -> P
     "/{name}",
     response_model=Profile,
     summary="Replace a profile (creating it if new)",
-    responses={400: ERRORS[400], 422: ERRORS[422]},
+    responses={
+        400: ERRORS[400],
+        409: {**ERRORS[409], "description": "The body names another profile than the path."},
+    },
 )
-async def replace_profile(core: CoreDep, name: str, profile: Profile) -> Profile:
+async def replace_profile(core: CoreDep, name: Name, profile: Profile) -> Profile:
     if profile.name != name:
-        raise InvalidInput(f"the body names profile {profile.name!r}, the path {name!r}")
+        # A valid body for another profile: the schema cannot tie the two names together.
+        raise Conflict(f"the body names profile {profile.name!r}, the path {name!r}")
     return core.profiles.put(profile)
 
 
@@ -81,7 +91,7 @@ async def replace_profile(core: CoreDep, name: str, profile: Profile) -> Profile
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a profile (its sessions and feedback stay in the history)",
 )
-async def delete_profile(core: CoreDep, name: str) -> Response:
+async def delete_profile(core: CoreDep, name: Name) -> Response:
     core.profiles.delete(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -89,7 +99,7 @@ async def delete_profile(core: CoreDep, name: str) -> Response:
 @router.get(
     "/{name}/export", response_model=ProfileExport, summary="Export a profile and its feedback"
 )
-async def export_profile(core: CoreDep, name: str) -> dict[str, Any]:
+async def export_profile(core: CoreDep, name: Name) -> dict[str, Any]:
     return core.profiles.export(name)
 
 
@@ -98,11 +108,14 @@ async def export_profile(core: CoreDep, name: str) -> dict[str, Any]:
     response_model=Profile,
     status_code=status.HTTP_201_CREATED,
     summary="Import an exported profile",
-    responses={400: ERRORS[400], 409: ERRORS[409], 422: ERRORS[422]},
+    responses={400: ERRORS[400], 409: ERRORS[409]},
 )
 async def import_profile(
     core: CoreDep,
     document: ProfileExport,
     replace: Annotated[bool, Query(description="Replace a profile of the same name.")] = False,
 ) -> Profile:
-    return core.profiles.import_(document.model_dump(mode="json"), replace=replace)
+    # Its feedback history is not replayed (and may be any JSON, to a depth that dumping
+    # it again would refuse): the format and the profile are what an import takes.
+    taken = {"format": document.format, "profile": document.profile.model_dump(mode="json")}
+    return core.profiles.import_(taken, replace=replace)

@@ -11,7 +11,7 @@ from ambiance.service import Ambiance
 from ..deps import CoreDep, RoomDep
 from ..schemas import ERRORS, RoomSummary, RoomView
 
-router = APIRouter(prefix="/rooms", tags=["rooms"], responses={404: ERRORS[404]})
+router = APIRouter(prefix="/rooms", tags=["rooms"], responses={404: ERRORS[404], 422: ERRORS[422]})
 
 
 def _view(room: Room) -> RoomView:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 
 from ambiance.core.scenes import Scene
 
-from ..deps import LibraryDep
+from ..deps import LibraryDep, name_in_path
 from ..schemas import ERRORS
 
-router = APIRouter(prefix="/scenes", tags=["scenes"], responses={404: ERRORS[404]})
+router = APIRouter(
+    prefix="/scenes", tags=["scenes"], responses={404: ERRORS[404], 422: ERRORS[422]}
+)
 
 
 @router.get("", response_model=list[Scene], summary="List the scenes")
@@ -18,5 +22,7 @@ async def list_scenes(library: LibraryDep) -> list[Scene]:
 
 
 @router.get("/{name}", response_model=Scene, summary="Show a scene")
-async def get_scene(library: LibraryDep, name: str) -> Scene:
+async def get_scene(
+    library: LibraryDep, name: Annotated[str, name_in_path("scene", "rest")]
+) -> Scene:
     return library.scene(name)

@@ -339,3 +339,24 @@ async def test_a_too_large_chunked_body_is_a_413(secured: Secured) -> None:
         assert r.json()["error"]["code"] == "request_too_large"
         r = await c.post("/api/v1/profiles", content=small(), headers=headers)
         assert r.status_code == 201, r.text
+
+
+async def test_the_trailing_slash_redirect_stays_on_this_server(secured: Secured) -> None:
+    """The redirect's Location is the path (and query) alone, whatever Host the request
+    says: Starlette's own wrote `http://<Host header>/...`, a way to send a client away."""
+    forged = {"Host": "evil.example"}
+    async with serve(secured.app) as base, httpx.AsyncClient(base_url=base, timeout=10) as c:
+        r = await c.get("/api/v1/rooms/", headers=forged)
+        assert (r.status_code, r.headers["location"]) == (307, "/api/v1/rooms")
+        r = await c.get("/api/v1/sessions/?limit=1&room=bedroom", headers=forged)
+        assert r.headers["location"] == "/api/v1/sessions?limit=1&room=bedroom"
+        r = await c.post("/api/v1/rooms/bedroom/spa/", headers={**forged, **secured.auth})
+        assert (r.status_code, r.headers["location"]) == (307, "/api/v1/rooms/bedroom/spa")
+        # Followed, it reaches the route (behind the token as ever).
+        r = await c.get("/api/v1/rooms/", headers=secured.auth, follow_redirects=True)
+        assert r.status_code == 200, r.text
+        assert [room["name"] for room in r.json()] == ["bedroom"]
+        # A path that is no route either way is the API's 404, not a redirect.
+        r = await c.get(f"{base}//evil.example/", headers=forged)
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
+        assert r.json()["error"]["message"] == "no such endpoint: GET //evil.example/"
