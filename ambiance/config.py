@@ -34,14 +34,17 @@ from pydantic_settings import (
 
 from ambiance.devices.phones import PhoneConfig
 from ambiance.devices.registry import Backend, BackendConfig, Slot, registry
-from ambiance.errors import ConfigError
+from ambiance.errors import ConfigError, brief, clip
 from ambiance.infra import yamlfile
 from ambiance.infra.auth import AuthSettings
+from ambiance.infra.files import MiB
 from ambiance.infra.mqtt import MqttSettings
 
 ROOM_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 CONFIG_ENV = "AMBIANCE_CONFIG"
 DEFAULT_PORT = 8321
+# A config written by hand is a few KiB (twenty rooms with comments are under 50 KiB).
+CONFIG_MAX_BYTES = 1 * MiB
 
 
 def default_data_dir() -> Path:
@@ -51,7 +54,7 @@ def default_data_dir() -> Path:
 
 def _check_room_name(name: str) -> str:
     if not re.match(ROOM_NAME, name):
-        raise ValueError(f"room name {name!r} must be lower-case letters, digits, '-' or '_'")
+        raise ValueError(f"room name {brief(name)} must be lower-case letters, digits, '-' or '_'")
     return name
 
 
@@ -227,7 +230,7 @@ def _where(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if part == "[key]":
             continue
-        parts.append(str(part))
+        parts.append(clip(str(part)))  # a key from the file may be any length
     return ".".join(parts)
 
 
@@ -250,14 +253,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yamlfile.load(path)
+            loaded = yamlfile.load(path, CONFIG_MAX_BYTES, "a config file")
         except yamlfile.YamlError as exc:
             raise ConfigError([str(exc)]) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError([f"{path}: the config file must be a mapping (rooms:, port:, ...)"])
-        odd = [repr(key) for key in loaded if not isinstance(key, str)]
+        odd = [brief(key) for key in loaded if not isinstance(key, str)]
         if odd:
             raise ConfigError(
                 [
@@ -272,7 +275,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         source = str(path) if path is not None else "settings"
         problems = []
-        for error in exc.errors():
+        # Without the input: pydantic would carry (and a repr would print) the whole value.
+        for error in exc.errors(include_input=False, include_url=False):
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown field (check its spelling)"

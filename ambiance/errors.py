@@ -6,7 +6,36 @@ classes (not the codes) to status codes in one place: `api/errors.py`.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
+
+# An error message never grows with the input: a value shown in one is cut to this many
+# characters, a problem line to MAX_PROBLEM, and a ConfigError lists MAX_PROBLEMS of them.
+MAX_VALUE = 80
+MAX_PROBLEM = 400
+MAX_PROBLEMS = 50
+
+# reprlib looks at only the first few items and characters of each level, so showing a
+# value costs the same whether it holds ten items or (through YAML aliases) ten million.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 3
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = MAX_VALUE
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = _SHORT.maxfrozenset = 4
+
+
+def clip(text: str, limit: int = MAX_VALUE) -> str:
+    """`text` cut to `limit` characters, with "…" where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def brief(value: Any, limit: int = MAX_VALUE) -> str:
+    """A repr of `value` for an error message: at most `limit` characters, made in a
+    time that does not depend on the value's size."""
+    try:
+        text = _SHORT.repr(value)
+    except Exception:  # a repr that fails (an int too long to print) must not hide the error
+        text = f"<{type(value).__name__}>"
+    return clip(text, limit)
 
 
 class AmbianceError(Exception):
@@ -48,11 +77,20 @@ class InvalidInput(AmbianceError):
 
 
 class ConfigError(AmbianceError):
-    """A config, scene or routine file is wrong; `problems` lists every finding."""
+    """A config, scene or routine file is wrong; `problems` lists the findings.
+
+    Each problem is cut to MAX_PROBLEM characters and the list to MAX_PROBLEMS (and a
+    last line saying how many more), so a file with a huge value or 100,000 mistakes
+    gives a message a person can read, in a time that does not grow with the file.
+    """
 
     code = "config_error"
 
     def __init__(self, problems: list[str]) -> None:
+        more = len(problems) - MAX_PROBLEMS
+        problems = [clip(p, MAX_PROBLEM) for p in problems[:MAX_PROBLEMS]]
+        if more > 0:
+            problems.append(f"... and {more:,} more problems (fix these first)")
         super().__init__("\n".join(problems), detail=problems)
         self.problems = problems
 

@@ -27,7 +27,7 @@ from ambiance.devices.registry import BuildContext, SharedClients, registry
 from ambiance.doors.base import Door
 from ambiance.doors.discovery import Discovery
 from ambiance.doors.mqtt_api import MqttApi
-from ambiance.errors import ConfigError, NotFound
+from ambiance.errors import ConfigError, NotFound, brief
 from ambiance.infra.clock import Clock, SystemClock
 from ambiance.infra.metrics import Metrics
 from ambiance.infra.mqtt import MqttConnection
@@ -47,7 +47,7 @@ def load_scenes(settings: Settings) -> Library:
 def check_rooms(settings: Settings, library: Library) -> None:
     """Raise ConfigError for rooms whose default routine does not exist."""
     problems = [
-        f"settings: rooms.{name}.routine: unknown routine {room.routine!r} "
+        f"settings: rooms.{name}.routine: unknown routine {brief(room.routine)} "
         f"(known: {', '.join(sorted(library.routines))})"
         for name, room in settings.rooms.items()
         if room.routine not in library.routines

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from ambiance.cli import main
+from tests.hostile import alias_anchors, run_ambiance
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -99,6 +100,30 @@ def test_environment_overrides_the_file(data_dir: Path, tmp_path: Path) -> None:
     result = run("check", "--config", str(config), env={"AMBIANCE_ROOMS__DEN__ROUTINE": "nope"})
     assert result.returncode == 1
     assert "rooms.den.routine: unknown routine 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_an_alias_bomb_in_a_tagged_field_is_one_clear_line_at_once(
+    data_dir: Path, tmp_path: Path, command: str
+) -> None:
+    # `*x8` stands for 43 million values; the message about the unknown backend used to
+    # show them all (minutes, gigabytes). Now the file is refused as it is read, by
+    # `check` and by `serve` (before it binds) alike, in one line.
+    config = tmp_path / "bomb.yaml"
+    config.write_text(
+        "anchors:\n"
+        + alias_anchors(indent="  ")
+        + "rooms:\n  bedroom:\n    lights: {backend: *x8}\n"
+    )
+    args = [command, "--config", str(config)] + (["--port", "0"] if command == "serve" else [])
+    result = run_ambiance(*args)  # under 1 GiB of memory, within seconds
+    said = result.stderr[:2000]
+    assert result.returncode == 1, said
+    assert len(result.stderr.splitlines()) == 1, said
+    line = result.stderr.strip()
+    assert line.startswith(f"error: {config}: refused (line "), said
+    assert "too many aliases" in line, said
+    assert len(line) < 300, said
 
 
 @pytest.fixture

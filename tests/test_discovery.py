@@ -375,10 +375,23 @@ async def test_a_room_removed_from_the_config_is_removed_from_home_assistant(
     assert not list(data_dir.glob(".discovery.*"))  # no temp file left behind
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"configs": ["homeassistant/#", 3',
+        # Valid, but over the 1 MiB that a record of every room's topics could need.
+        json.dumps({"configs": [], "states": [], "pad": "x" * (1 << 20)}),
+    ],
+    ids=["cut short", "too large"],
+)
 async def test_a_damaged_record_is_replaced_and_does_not_stop_discovery(
-    mosquitto: Mosquitto, live: Subscriber, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mosquitto: Mosquitto,
+    live: Subscriber,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    text: str,
 ) -> None:
-    (tmp_path / RECORD_FILE).write_text('{"configs": ["homeassistant/#", 3')
+    (tmp_path / RECORD_FILE).write_text(text)
     caplog.set_level(logging.WARNING, logger="ambiance.doors.discovery")
     async with make_core(mosquitto, tmp_path, {"bedroom": BOTH_ROOMS["bedroom"]}):
         await wait_all(live, config_topics("bedroom"))

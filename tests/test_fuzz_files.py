@@ -5,6 +5,9 @@ types, missing keys, huge numbers, NaN/inf, unicode, deep nesting, truncation, Y
 tags and anchors). `load_library` and `load_settings` either succeed or raise ConfigError
 whose every problem names the file; nothing else ever comes out. A subset also goes
 through `ambiance check` in-process: exit code 0 or 1, and never a traceback.
+
+Hostile files last: alias bombs, files of 10 GiB or without end, values of 500 KB. Those
+that used to take gigabytes run in a child with 1 GiB of memory and a timeout.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from ambiance import cli
 from ambiance.config import load_settings
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
 from ambiance.errors import ConfigError
+from tests.hostile import alias_anchors, run_ambiance, sparse_file
 
 
 def fuzz(examples: int) -> settings:
@@ -281,3 +286,115 @@ def test_ambiance_check_exits_0_or_1_without_a_traceback(
         assert out.getvalue().startswith("ok: "), said
     else:
         assert err.getvalue().startswith("error: "), said
+
+
+# --- hostile files: what one costs never grows with it ---------------------------------
+
+MINIMAL_CONFIG = "rooms:\n  bedroom: {lights: {backend: virtual}}\n"
+
+
+def check(folder: Path, config: Path, *scenes: Path) -> subprocess.CompletedProcess[str]:
+    """`ambiance check` in a child with 1 GiB of memory and a timeout of seconds."""
+    more = [arg for folder in scenes for arg in ("--scenes", str(folder))]
+    return run_ambiance("check", "--config", str(config), "--data-dir", str(folder / "data"), *more)
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    said = f"exit {result.returncode}; stderr: {result.stderr[:2000]!r}"
+    assert result.returncode == 1, said
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, said
+    assert lines[0].startswith("error: "), said
+    assert len(lines[0]) < 400, said
+    return lines[0]
+
+
+BOMBS = {
+    # Where the aliases are used: a tagged field (whose error showed the whole value),
+    # a list field, and a scene's tracks, the same long text repeated (valid: it loaded).
+    "config, tagged field": (
+        "config.yaml",
+        "anchors:\n"
+        + alias_anchors(indent="  ")
+        + "rooms:\n  bedroom:\n    lights: {backend: *x8}\n",
+    ),
+    "config, list field": (
+        "config.yaml",
+        "anchors:\n" + alias_anchors(indent="  ") + "rooms:\n  bedroom:\n    phones: *x8\n",
+    ),
+    "scenes, a long text repeated": (
+        "scenes/mine.yaml",
+        "scenes:\n  calm:\n    lights: {brightness: 10}\n    music:\n      tracks:\n"
+        f"        - &t {'x' * 200_000}\n" + "        - *t\n" * 1_000,
+    ),
+}
+
+
+@pytest.mark.parametrize("where", sorted(BOMBS))
+def test_an_alias_bomb_is_refused_before_it_is_expanded(tmp_path: Path, where: str) -> None:
+    name, text = BOMBS[where]
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    config = path if name == "config.yaml" else tmp_path / "config.yaml"
+    if config != path:
+        config.write_text(MINIMAL_CONFIG)
+    line = one_error_line(check(tmp_path, config, *([path.parent] if config != path else [])))
+    assert line.startswith(f"error: {path}: refused (line "), line
+    assert "too many aliases" in line, line
+
+
+@pytest.mark.parametrize("kind", ["config", "scenes"])
+def test_a_file_over_its_size_limit_is_refused_without_reading_it(
+    tmp_path: Path, kind: str
+) -> None:
+    # 10 GiB that take no disk: reading it whole would fail under the child's 1 GiB.
+    (tmp_path / "scenes").mkdir()
+    config = tmp_path / "config.yaml"
+    if kind == "config":
+        path = sparse_file(config, 10 * 2**30)
+        limit = "1 MiB (1,048,576 bytes) for a config file"
+    else:
+        config.write_text(MINIMAL_CONFIG)
+        path = sparse_file(tmp_path / "scenes" / "huge.yaml", 10 * 2**30)
+        limit = "256 KiB (262,144 bytes) for a scenes file"
+    line = one_error_line(check(tmp_path, config, tmp_path / "scenes"))
+    assert line == (
+        f"error: {path}: the file is too large to read: 10,737,418,240 bytes, "
+        f"over the limit of {limit}"
+    )
+
+
+def test_a_config_that_never_ends_is_read_only_to_its_limit(tmp_path: Path) -> None:
+    # /dev/zero says its size is 0: only reading at most the limit (and one more) stops.
+    line = one_error_line(check(tmp_path, Path("/dev/zero")))
+    assert "/dev/zero: the file is too large to read: more than 1,048,576 bytes" in line
+
+
+HUGE = "x" * 500_000  # in a file under the size limit, where a message would quote it
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"rooms": {"bedroom": {"lights": {"backend": HUGE}}}},
+        {"rooms": {HUGE: {}}},
+        {"rooms": {"bedroom": {HUGE: 1}}},
+        {"rooms": {"bedroom": {"lights": {"backend": "virtual", "lights": [{HUGE: 1}]}}}},
+        {"mqtt": {"host": "localhost", "base_topic": "#" + HUGE}},
+        {"rooms": {"bedroom": {"routine": HUGE}}},
+    ],
+    ids=["tagged field", "room name", "unknown field", "nested key", "topic", "routine"],
+)
+def test_an_error_about_a_huge_value_stays_short(tmp_path: Path, config: Any) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["check", "--config", str(path), "--data-dir", str(tmp_path / "d")])
+    assert code == 1
+    lines = err.getvalue().splitlines()
+    assert lines, out.getvalue()
+    for line in lines:
+        assert line.startswith("error: "), line[:1000]
+        assert len(line) <= 400 + len("error: "), line[:1000]

@@ -155,6 +155,87 @@ def test_yml_files_are_read_too(tmp_path: Path) -> None:
     assert "calm" in load_library([tmp_path]).scenes
 
 
+def test_a_file_over_the_size_limit_is_refused_with_its_size_and_the_limit(tmp_path: Path) -> None:
+    # Valid YAML (a comment) one byte over 256 KiB: the size alone refuses it.
+    path = tmp_path / "big.yaml"
+    path.write_text("#" * (256 * 1024) + "\n")
+    message = only_problem(tmp_path)
+    assert message == (
+        f"{path}: the file is too large to read: 262,145 bytes, over the limit of "
+        "256 KiB (262,144 bytes) for a scenes file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("2024-13-45", "is not a valid date: month must be in 1..12"),
+        ("0x_", "is not a number we can read"),
+        ("1" * 5000, "is not a number we can read"),
+    ],
+)
+def test_a_number_or_date_python_cannot_make_names_its_line(
+    tmp_path: Path, value: str, words: str
+) -> None:
+    path = write_text(tmp_path, "s.yaml", f"scenes:\n  calm:\n    title: {value}\n")
+    message = only_problem(tmp_path)
+    assert message.startswith(f"{path}: not valid YAML (line 3, column 12): "), message
+    assert words in message, message
+    assert len(message) < len(str(path)) + 200, message
+
+
+def _aliases(uses: int) -> str:
+    """A scene with two unknown fields: `nine`, a list of nine, and `more`, `uses` aliases
+    of it (each stands for ten values: the list and its items)."""
+    return (
+        "scenes:\n  calm:\n    lights: {}\n    nine: &nine [a, b, c, d, e, f, g, h, i]\n"
+        f"    more: [{', '.join(['*nine'] * uses)}]\n"
+    )
+
+
+def test_aliases_are_read_up_to_what_they_stand_for(tmp_path: Path) -> None:
+    # 100,000 values at most: 10,000 uses of a list of nine are the limit, and are read.
+    within = write_text(tmp_path / "within", "s.yaml", _aliases(10_000))
+    assert problems(tmp_path / "within") == [
+        f"{within}: scenes.calm.{field}: unknown field (check its spelling)"
+        for field in ("nine", "more")
+    ]
+    beyond = write_text(tmp_path / "beyond", "s.yaml", _aliases(10_001))
+    message = only_problem(tmp_path / "beyond")
+    assert message.startswith(f"{beyond}: refused (line 4, column 11): too many aliases"), message
+    assert "&nine" in message
+
+
+HUGE = "x" * 200_000  # a value in a file under the size limit, where a message quotes it
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"routines": {"r": {"stages": [stage(duration=HUGE)]}}},
+        {"scenes": {HUGE: CALM}},
+        {"routines": {"r": {"stages": [stage(scene=HUGE)]}}},
+        {"scenes": {"calm": {"lights": {HUGE: 1}}}},
+        {HUGE: 1},
+    ],
+    ids=["duration", "scene name", "unknown scene", "unknown field", "top-level key"],
+)
+def test_an_error_about_a_huge_value_stays_short(tmp_path: Path, data: Any) -> None:
+    path = write_yaml(tmp_path, "s.yaml", {"scenes": {"calm": CALM}, **data})
+    found = problems(tmp_path)
+    for message in found:
+        assert message.startswith(f"{path}: "), message[:1000]
+        assert len(message) < len(str(path)) + 250, message[:1000]
+
+
+def test_a_file_with_thousands_of_mistakes_gives_the_first_fifty(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, "s.yaml", {"scenes": {f"s{i}": {} for i in range(5000)}})
+    found = problems(tmp_path)
+    assert len(found) == 51, found[-3:]
+    assert all(message.startswith(f"{path}: scenes.s") for message in found[:50])
+    assert found[-1] == "... and 4,950 more problems (fix these first)"
+
+
 # --- scene fields ------------------------------------------------------------------------
 
 

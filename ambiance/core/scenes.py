@@ -28,13 +28,17 @@ from pydantic import (
 )
 
 from ambiance.devices.lights.base import LightTarget
-from ambiance.errors import ConfigError, NotFound
+from ambiance.errors import ConfigError, NotFound, brief, clip
 from ambiance.infra import yamlfile
+from ambiance.infra.files import KiB
 
 log = logging.getLogger(__name__)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _NUMBER = r"(\d+(?:\.\d+)?)"
+# A file of scenes and routines written by hand: the built-in ones are under 10 KiB; a
+# bigger collection is split over several files of the folder.
+SCENE_FILE_MAX_BYTES = 256 * KiB
 _DURATION = re.compile(rf"^\s*(?:{_NUMBER}\s*h)?\s*(?:{_NUMBER}\s*m)?\s*(?:{_NUMBER}\s*s)?\s*$")
 
 
@@ -63,7 +67,9 @@ def parse_duration(value: Any) -> float | None:
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not value.strip() or not match or not any(match.groups()):
-            raise ValueError(f"{value!r} is not a duration: write seconds, or e.g. '5m', '1m30s'")
+            raise ValueError(
+                f"{brief(value)} is not a duration: write seconds, or e.g. '5m', '1m30s'"
+            )
         hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
         seconds = hours * 3600 + minutes * 60 + secs
     else:
@@ -229,7 +235,8 @@ def _where(loc: Sequence[int | str]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            part = clip(str(part))  # a name from the file may be any length
+            out += f".{part}" if out else part
     return out
 
 
@@ -245,7 +252,7 @@ def _describe(error: Any) -> str:
 
 def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any] | None:
     try:
-        data = yamlfile.load(path)
+        data = yamlfile.load(path, SCENE_FILE_MAX_BYTES, "a scenes file")
     except yamlfile.YamlError as exc:
         problems.append(str(exc))
         return None
@@ -254,7 +261,7 @@ def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         problems.append(f"{path}: the file must be a mapping with `scenes:` and/or `routines:`")
         return None
-    unknown = sorted(str(k) for k in data if k not in ("scenes", "routines"))
+    unknown = sorted(clip(str(k)) for k in data if k not in ("scenes", "routines"))
     if unknown:
         problems.append(
             f"{path}: {', '.join(unknown)}: unknown top-level key (expected `scenes` or `routines`)"
@@ -265,7 +272,7 @@ def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any] | None:
 def _validate(
     model: type[_Model], kind: str, name: Any, body: Any, path: Path, problems: list[str]
 ) -> Any:
-    where = f"{kind}s.{name}"
+    where = _where([f"{kind}s", str(name)])
     if not isinstance(body, dict):
         problems.append(f"{path}: {where}: must be a mapping of fields")
         return None
@@ -275,7 +282,8 @@ def _validate(
     try:
         return model.model_validate({**body, "name": name})
     except ValidationError as exc:
-        for error in exc.errors():
+        # Without the input: pydantic would carry (and a repr would print) the whole value.
+        for error in exc.errors(include_input=False, include_url=False):
             field_path = _where([kind + "s", str(name), *error["loc"]])
             problems.append(f"{path}: {field_path}: {_describe(error)}")
         return None
@@ -310,9 +318,8 @@ def load_library(folders: Iterable[Path]) -> Library:
                 for name, body in section.items():
                     key = f"{kind}:{name}"
                     if key in defined_here:
-                        problems.append(
-                            f"{path}: {kind}s.{name}: already defined in {defined_here[key]}"
-                        )
+                        where = _where([kind + "s", str(name)])
+                        problems.append(f"{path}: {where}: already defined in {defined_here[key]}")
                         continue
                     item = _validate(model, kind, name, body, path, problems)
                     if item is None:
@@ -332,7 +339,7 @@ def load_library(folders: Iterable[Path]) -> Library:
                 path = library.sources[f"routine:{routine.name}"]
                 problems.append(
                     f"{path}: routines.{routine.name}.stages[{index}].scene: "
-                    f"unknown scene {stage.scene!r}"
+                    f"unknown scene {brief(stage.scene)}"
                 )
     if problems:
         raise ConfigError(problems)

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
+from ambiance.errors import brief
+
 if TYPE_CHECKING:
     from ambiance.infra.clock import Clock
     from ambiance.infra.metrics import Metrics
@@ -189,8 +191,9 @@ class Registry:
         if backend is None:
             raise PydanticCustomError(
                 "backend_unknown",
-                "unknown {tag} '{name}' (known: {names})",
-                {**context, "name": str(name)},
+                "unknown {tag} {name} (known: {names})",
+                # brief: the value may be a huge one (a list from YAML aliases, 1 MB of text)
+                {**context, "name": brief(name)},
             )
         # A ValidationError raised in here keeps its locations under the field's.
         config: BackendConfig = backend.config.model_validate(value)

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from ambiance.core import commands
 from ambiance.core.status import RoomStatus
-from ambiance.infra.jsonfile import write_json_atomic
+from ambiance.infra.files import MiB
+from ambiance.infra.jsonfile import read_json, write_json_atomic
 from ambiance.infra.mqtt import OFFLINE, ONLINE, Message, MqttConnection
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "discovery.json"
+RECORD_MAX_BYTES = 1 * MiB  # the topics published, a few hundred bytes a room
 RECORD_VERSION = 1
 MANUFACTURER = "ambiance"
 MODEL = "Spa mode"
@@ -373,13 +375,13 @@ class Discovery:
     def _load_record(self) -> _Record:
         path = self.path
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path, RECORD_MAX_BYTES, "the discovery record")
         except FileNotFoundError:
             return _Record()
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:  # too large, unreadable or not JSON
             # Not fatal: the entities are published as usual; only those of rooms removed
             # before now cannot be withdrawn (delete them in Home Assistant by hand).
-            log.warning("discovery: cannot read %s (%s); starting a new record", path, exc)
+            log.warning("discovery: cannot read the record (%s); starting a new record", exc)
             return _Record()
         if not isinstance(data, dict):
             log.warning("discovery: %s is not a JSON object; starting a new record", path)

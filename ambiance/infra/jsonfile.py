@@ -1,4 +1,5 @@
-"""One way to write a JSON file that a crash never leaves half-written."""
+"""JSON files in the data directory: one crash-safe way to write them, one bounded way to
+read them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from ambiance.infra import files
 
 
 def write_json_atomic(
@@ -33,3 +36,18 @@ def write_json_atomic(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def read_json(path: Path, max_bytes: int, kind: str = "a JSON file") -> Any:
+    """Read the JSON file at `path`, refusing one over `max_bytes` before reading it.
+
+    Raises FileNotFoundError for a missing file, and ValueError naming the file for one
+    that is too large, unreadable, not JSON, or nested too deeply to parse.
+    """
+    text = files.read_text(path, max_bytes, kind)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import stat
@@ -29,6 +30,7 @@ from ambiance.devices.lights.hue import (
     Unauthorized,
     pair,
 )
+from ambiance.errors import ConfigError
 from ambiance.infra.clock import FakeClock
 from tests.hue_emulator import HueEmulator
 from tests.lights.conftest import USER
@@ -359,6 +361,17 @@ async def test_usernames_never_reach_the_logs_in_full(
 
     assert "GET /api/" in caplog.text  # phue's and our own request logs are there ...
     assert username not in caplog.text  # ... with the username cut short
+
+
+def test_a_credentials_file_over_its_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "hue.json"
+    path.write_text(json.dumps({"10.0.0.2": "x" * 70_000}))  # valid, but over 64 KiB
+    with pytest.raises(ConfigError) as caught:
+        HueCredentials(tmp_path).load("10.0.0.2")
+    assert caught.value.problems == [
+        f"{path}: the file is too large to read: 70,016 bytes, over the limit of 64 KiB "
+        "(65,536 bytes) for the Hue credentials file"
+    ]
 
 
 def test_credentials_file(tmp_path: Path) -> None:

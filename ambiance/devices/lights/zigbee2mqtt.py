@@ -35,7 +35,7 @@ from ambiance.devices.lights.base import (
     seconds_to_transitiontime,
 )
 from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
-from ambiance.errors import DeviceUnavailable
+from ambiance.errors import DeviceUnavailable, brief
 from ambiance.infra.clock import Clock
 from ambiance.infra.mqtt import Message, MqttConnection, decode_json
 
@@ -59,9 +59,11 @@ def _topic_part(value: str, what: str) -> str:
     if not value:
         raise ValueError(f"{what} must not be empty")
     if "+" in value or "#" in value or "\0" in value:
-        raise ValueError(f"{what} {value!r} must not contain the MQTT wildcards + or #")
+        raise ValueError(f"{what} {brief(value)} must not contain the MQTT wildcards + or #")
     if value.startswith("/") or value.endswith("/") or "//" in value:
-        raise ValueError(f"{what} {value!r} must not start or end with '/' nor have empty levels")
+        raise ValueError(
+            f"{what} {brief(value)} must not start or end with '/' nor have empty levels"
+        )
     return value
 
 
@@ -96,7 +98,7 @@ class Zigbee2MqttLightsConfig(BackendConfig):
     def _base_topic(cls, value: str) -> str:
         value = _topic_part(value, "base_topic")
         if value.startswith("$"):
-            raise ValueError(f"base_topic {value!r} must not start with '$' (broker topics)")
+            raise ValueError(f"base_topic {brief(value)} must not start with '$' (broker topics)")
         return value
 
     @field_validator("group")

@@ -8,6 +8,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from ambiance.errors import brief
+
 
 class MqttSettings(BaseModel):
     """How to reach the broker. No host: the service runs without MQTT."""
@@ -50,11 +52,11 @@ class MqttSettings(BaseModel):
         if not value:
             raise ValueError("must not be empty")
         if "+" in value or "#" in value or "\0" in value:
-            raise ValueError(f"{value!r} must not contain the wildcards + or #")
+            raise ValueError(f"{brief(value)} must not contain the wildcards + or #")
         if value.startswith("/") or value.endswith("/") or "//" in value:
-            raise ValueError(f"{value!r} must not start or end with '/' nor have empty levels")
+            raise ValueError(f"{brief(value)} must not start or end with '/' nor have empty levels")
         if value.startswith("$"):
-            raise ValueError(f"{value!r} must not start with '$' (broker topics)")
+            raise ValueError(f"{brief(value)} must not start with '$' (broker topics)")
         return value
 
     @model_validator(mode="after")

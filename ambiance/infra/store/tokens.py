@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,9 +23,11 @@ from pathlib import Path
 from typing import Final
 
 from ambiance.errors import ConfigError
-from ambiance.infra.jsonfile import write_json_atomic
+from ambiance.infra.files import KiB
+from ambiance.infra.jsonfile import read_json, write_json_atomic
 
 AUTH_FILE: Final = "auth.json"  # the file's name inside the data dir
+AUTH_FILE_MAX_BYTES: Final = 64 * KiB  # it holds a salt and a hash: about 150 bytes
 
 
 def _hash(salt: bytes, token: str) -> str:
@@ -91,7 +92,10 @@ class Tokens:
         if self._cached is not None and self._cached.stamp == stamp:
             return self._cached
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = read_json(self.path, AUTH_FILE_MAX_BYTES, "a token file")
+        except ValueError as exc:  # too large, unreadable or not JSON; names the file
+            raise ConfigError([f"{exc}; make a new one: ambiance token --reset"]) from None
+        try:
             stored = _Stored(bytes.fromhex(data["salt"]), str(data["hash"]), stamp)
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(

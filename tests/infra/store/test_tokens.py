@@ -4,6 +4,7 @@ constant time; the store's own sits beside its database and needs no open databa
 from __future__ import annotations
 
 import hmac
+import json
 import stat
 from pathlib import Path
 
@@ -62,6 +63,27 @@ def test_a_broken_token_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "auth.json").write_text("{}")
     with pytest.raises(ConfigError, match="ambiance token --reset"):
         Tokens(tmp_path).verify("x")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # Valid JSON, but over the 64 KiB a salt and a hash could ever need.
+        (json.dumps({"salt": "00", "hash": "00", "pad": "x" * 65536}), "too large to read"),
+        ("[" * 60_000 + "]" * 60_000, "too large to read"),
+        ("[" * 30_000 + "]" * 30_000, "nested too deeply"),
+    ],
+    ids=["padded", "nested, over the limit", "nested"],
+)
+def test_a_hostile_token_file_is_a_clear_error(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "auth.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        Tokens(tmp_path).verify("x")
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{path}: "), problem
+    assert words in problem, problem
+    assert problem.endswith("; make a new one: ambiance token --reset"), problem
 
 
 def test_the_stores_tokens_are_the_data_dirs_auth_file_without_opening_the_database(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 from collections.abc import Callable
@@ -14,7 +13,8 @@ from ambiance.devices.lights.hue.bridge import HueBridge, redact
 from ambiance.devices.lights.hue.errors import HueError, LinkButtonNotPressed
 from ambiance.errors import ConfigError
 from ambiance.infra.clock import Clock
-from ambiance.infra.jsonfile import write_json_atomic
+from ambiance.infra.files import KiB
+from ambiance.infra.jsonfile import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ def _username(result: Any) -> str:
     raise HueError(f"the Hue bridge answered pairing without a username: {result!r}")
 
 
+CREDENTIALS_MAX_BYTES = 64 * KiB  # a username per bridge: under 100 bytes each
+
+
 class HueCredentials:
     """Usernames by bridge address, in `<data_dir>/hue.json` (readable by us alone)."""
 
@@ -85,11 +88,11 @@ class HueCredentials:
 
     def _read(self) -> dict[str, str]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = read_json(self.path, CREDENTIALS_MAX_BYTES, "the Hue credentials file")
         except FileNotFoundError:
             return {}
-        except ValueError as exc:
-            raise ConfigError([f"{self.path}: not valid JSON ({exc})"]) from exc
+        except ValueError as exc:  # too large, unreadable or not JSON; names the file
+            raise ConfigError([str(exc)]) from None
         if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in data.items()
         ):
