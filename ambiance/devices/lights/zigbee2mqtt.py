@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Annotated, Any, Literal, Self, TypeGuard
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -159,12 +159,8 @@ class LightReport(BaseModel):
     color: ColourReport | None = None
 
 
-def _number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _is_on(state: Mapping[str, Any]) -> bool:
-    return str(state.get("state", "")).upper() == "ON"
+    return state.get("state") == "ON"  # checked by LightReport: "ON", "OFF" or absent
 
 
 def _json_object(payload: bytes) -> dict[str, Any] | None:
@@ -199,7 +195,7 @@ def _colour(state: Mapping[str, Any]) -> dict[str, Any]:
         return {"color": {"x": color["x"], "y": color["y"]}}
     if mode == "hs" and isinstance(color, dict) and "hue" in color and "saturation" in color:
         return {"color": {"hue": color["hue"], "saturation": color["saturation"]}}
-    if mode in ("color_temp", None) and _number(state.get("color_temp")):
+    if mode in ("color_temp", None) and "color_temp" in state:
         return {"color_temp": state["color_temp"]}
     return {}
 
@@ -210,7 +206,7 @@ def _exact(state: Mapping[str, Any]) -> dict[str, Any]:
     Only what the light validly said: a light whose on/off is not known has no `state`
     here, and its restore leaves it on or off as it is then."""
     exact: dict[str, Any] = {"state": state["state"]} if "state" in state else {}
-    if _number(state.get("brightness")):
+    if "brightness" in state:
         exact["brightness"] = state["brightness"]
     return exact | _colour(state)
 
@@ -385,8 +381,8 @@ class Zigbee2MqttLights(SnapshotsAsJson):
             id=name,
             name=name,
             on=_is_on(state),
-            brightness=bri_to_percent(round(bri)) if _number(bri) else None,
-            kelvin=mired_to_kelvin(ct) if in_ct and _number(ct) and ct > 0 else None,
+            brightness=bri_to_percent(bri) if bri is not None else None,
+            kelvin=mired_to_kelvin(ct) if in_ct and ct is not None else None,
             reachable=self.available.get(name, True),
         )
 
