@@ -21,6 +21,7 @@ from ambiance.core.views import DistractionsView, DistractionView
 from ambiance.devices.outside import Problems
 from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 from ambiance.errors import DeviceError, DeviceUnavailable
+from ambiance.infra.clock import wait_until
 
 if TYPE_CHECKING:
     from ambiance.devices.lights.hue import HueBridge
@@ -239,13 +240,7 @@ class MqttSwitch:
         if self.config.state_topic is None:
             self.state = on  # nothing will tell us: remember what we asked
             return
-        deadline = self.clock.monotonic() + self.ECHO_WAIT
-        while self.state is not on:
-            self._heard.clear()
-            left = deadline - self.clock.monotonic()
-            if left <= 0 or not await self.clock.wait(self._heard, left):
-                break
-        if self.state is not on:
+        if not await wait_until(self.clock, lambda: self.state is on, self._heard, self.ECHO_WAIT):
             said = {True: "on", False: "off", None: "nothing"}[self.state]
             raise DeviceUnavailable(
                 f"{self.name} still says {said} {self.ECHO_WAIT:g} s after being switched "

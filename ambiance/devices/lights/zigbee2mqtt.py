@@ -39,7 +39,7 @@ from ambiance.devices.lights.base import (
 from ambiance.devices.outside import Reports
 from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 from ambiance.errors import DeviceUnavailable
-from ambiance.infra.clock import Clock
+from ambiance.infra.clock import Clock, wait_until
 from ambiance.infra.mqtt import Message, MqttConnection
 
 log = logging.getLogger(__name__)
@@ -337,13 +337,7 @@ class Zigbee2MqttLights(SnapshotsAsJson):
 
     async def _wait_until(self, done: Callable[[], bool], timeout: float) -> bool:
         """Wait until `done()` holds, re-checking at each message; False after `timeout`."""
-        deadline = self.clock.monotonic() + timeout
-        while not done():
-            self._update.clear()
-            left = deadline - self.clock.monotonic()
-            if left <= 0 or not await self.clock.wait(self._update, left):
-                return done()
-        return True
+        return await wait_until(self.clock, done, self._update, timeout)
 
     # --- checks ----------------------------------------------------------------------
 
