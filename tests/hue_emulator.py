@@ -11,8 +11,9 @@ attributes and switches the light off in one step: that is how an exact restore 
 back an off light's bri and colour.
 
 Tests drive it from the outside: `press_link_button()`, `lights` (the live state, to
-assert on or to change by hand), the request log (`requests`, `count`, `wait_for`), and
-faults (`fail_next`, `respond_raw_next`).
+assert on or to change by hand), the request log (`requests`, `count`, `wait_for`),
+faults (`fail_next`, `respond_raw_next`), and a restart that resets the lights:
+`stop()`, then `start(reset_lights=True)` (every light back at its power-on default).
 """
 
 from __future__ import annotations
@@ -156,9 +157,13 @@ class HueEmulator:
 
     # --- lifecycle --------------------------------------------------------------------
 
-    def start(self) -> HueEmulator:
+    def start(self, *, reset_lights: bool = False) -> HueEmulator:
+        """Bind (the same port again after `stop()`). `reset_lights`: the bridge comes back
+        as after a power cut, every light at its power-on default (`power_on()`)."""
         if self._server is not None:
             return self
+        if reset_lights:
+            self.power_on()
         server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
         server.daemon_threads = True
         server.emulator = self  # type: ignore[attr-defined]
@@ -297,6 +302,20 @@ class HueEmulator:
         with self._lock:
             self.groups[id] = group
         return group
+
+    def power_on(self) -> None:
+        """Every light as a Hue bulb comes back from a power cut with the factory setting
+        ("Hue default"): on, full brightness, 2700 K warm white (ct 366, or its xy on a
+        light without ct). Groups keep their lights."""
+        with self._lock:
+            for light in self.lights.values():
+                state = light["state"]
+                state.update(on=True, bri=254, alert="none", effect="none", reachable=True)
+                if "ct" in state:
+                    ct = light["capabilities"]["control"]["ct"]
+                    state.update(ct=max(ct["min"], min(ct["max"], 366)), colormode="ct")
+                else:
+                    state.update(xy=[0.4573, 0.41], colormode="xy")
 
     def state(self, light_id: str) -> dict[str, Any]:
         """A copy of one light's state."""

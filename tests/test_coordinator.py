@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from ambiance.core.coordinator import Coordinator, Drifted
+from ambiance.core.coordinator import Coordinator, Drifted, Unreadable
 from ambiance.core.events import EventBus
 from ambiance.devices.lights.base import LightState, LightTarget, Snapshot
 from ambiance.devices.lights.virtual import VirtualLight, VirtualLights
@@ -365,5 +365,97 @@ async def test_a_drift_reported_by_read_is_converged_by_the_coordinator() -> Non
         assert await coordinator.wait_synced(5)
         assert backend.calls.count("apply") == 2
         assert backend.calls.count("restore") == 1
+    finally:
+        await coordinator.stop()
+
+
+async def test_a_device_that_answers_again_is_brought_to_the_target_again() -> None:
+    """Away, then back in another state (a bridge restarted with its lights at their
+    power-on defaults): when it answers again, the target is applied again."""
+    clock = FakeClock(monotonic="fake")
+    coordinator, backend, log = await started(
+        clock, retry_initial=0.01, retry_max=0.05, poll_interval=0.02
+    )
+    try:
+        coordinator.show(WARM)
+        assert await coordinator.wait_synced(5)
+        assert backend.calls.count("apply") == 1
+        backend.down = True
+        await clock.run(0.02)  # the poll fails
+        await log.wait_for(lambda e: e.kind == "device.health" and not e.data["available"])
+        assert not coordinator.synced  # nobody knows what it shows now
+        for light in backend.lights:
+            light.on, light.bri, light.ct = True, 254, 366
+        backend.down = False
+        await clock.run(0.05)  # the backoff
+        await log.wait_for(lambda e: e.kind == "device.health" and e.data["available"])
+        assert await coordinator.wait_synced(5)
+        assert backend.calls.count("apply") == 2
+        assert states(backend) == [(True, 51, 455), (True, 51, 455)]
+
+        # After the end the device is the user's: an outage then changes nothing.
+        coordinator.end_session(1)
+        assert await coordinator.wait_synced(5)
+        backend.down = True
+        await clock.run(0.02)
+        await log.wait_for(lambda e: e.kind == "device.health" and not e.data["available"])
+        backend.down = False
+        await clock.run(0.05)
+        assert await coordinator.wait_synced(5)
+        assert (backend.calls.count("apply"), backend.calls.count("restore")) == (2, 0)
+    finally:
+        await coordinator.stop()
+
+
+class StubbornLights(FlakyLights):
+    """Lights that never keep what they are given: every read says they drifted."""
+
+    async def read(self) -> list[LightState]:
+        self._check("read")
+        raise Drifted("back at full brightness", await super().read())
+
+
+async def test_a_drift_right_after_an_apply_is_a_failure_backed_off_not_a_spin() -> None:
+    clock = FakeClock(monotonic="fake")
+    backend = StubbornLights()
+    bus = EventBus()
+    log = EventLog(bus)
+    coordinator: LightsCoordinator = Coordinator(
+        "bedroom", "lights", backend, bus, clock, retry_initial=0.25, retry_max=1.0
+    )
+    await coordinator.start()
+    try:
+        coordinator.show(WARM)
+        event = await log.wait_for(lambda e: e.kind == "device.health")
+        assert "did not keep what was just applied (back at full brightness)" in event.data["error"]
+        assert backend.calls.count("apply") == 1
+        await clock.run(2)  # the backoff: 0.25, 0.5, 1 s: three attempts more, no spinning
+        assert backend.calls.count("apply") == 4
+        assert not coordinator.synced and not coordinator.health.available
+        assert coordinator.state == await VirtualLights.read(backend)  # what it really shows
+    finally:
+        await coordinator.stop()
+
+
+class HalfReadLights(FlakyLights):
+    async def read(self) -> list[LightState]:
+        self._check("read")
+        seen = (await super().read())[:1]
+        raise Unreadable("light b did not answer", seen)
+
+
+async def test_a_read_that_fails_in_part_shows_the_part_it_read() -> None:
+    backend = HalfReadLights()
+    bus = EventBus()
+    log = EventLog(bus)
+    coordinator: LightsCoordinator = Coordinator(
+        "bedroom", "lights", backend, bus, FakeClock(monotonic="fake")
+    )
+    await coordinator.start()
+    try:
+        event = await log.wait_for(lambda e: e.kind == "device.health")
+        assert event.data["error"] == "light b did not answer"
+        await log.wait_for(lambda e: e.kind == "lights.changed")
+        assert coordinator.state == [backend.lights[0].state()]
     finally:
         await coordinator.stop()

@@ -22,8 +22,8 @@ import pytest
 from ambiance.config import DevicesConfig, RoomConfig, Settings
 from ambiance.core.events import Event
 from ambiance.devices.distractions import Zigbee2MqttDistraction
-from ambiance.devices.lights.base import percent_to_bri
-from ambiance.devices.lights.hue.registration import HueLightsConfig
+from ambiance.devices.lights.base import bri_to_percent, percent_to_bri
+from ambiance.devices.lights.hue.registration import HueDistraction, HueLightsConfig
 from ambiance.devices.lights.zigbee2mqtt import Zigbee2MqttLightsConfig
 from ambiance.devices.music.mpd.config import MpdMusicConfig
 from ambiance.devices.phones import PhoneConfig
@@ -181,6 +181,65 @@ async def test_the_bridge_away_for_10_s_mid_stage(
 
     assert not tracebacks(caplog), [r.getMessage() for r in tracebacks(caplog)]
     assert s.loop_errors == []
+
+
+async def test_a_bridge_restart_with_its_lights_reset_is_undone_mid_session(
+    tmp_path: Path,
+) -> None:
+    """The bridge restarts mid-session and its lights come back at their power-on defaults
+    (on, full brightness), the TV strip with them: once it answers again the room's lights
+    are back at the stage's scene and the TV strip is off again, and the view says so."""
+    emu = emulator()
+    emu.add_light("7", "TV strip", on=True, bri=254, ct=200)
+    with emu:
+        settings = Settings(
+            data_dir=tmp_path,
+            rooms={
+                "bedroom": RoomConfig(
+                    routine="timed",
+                    lights=HueLightsConfig(
+                        backend="hue", bridge=emu.address, group="Bedroom", username=USER
+                    ),
+                    distractions=[HueDistraction(type="hue", light="TV strip")],
+                )
+            },
+            # A short poll, so the outage is seen soon (the default is 30 s).
+            devices=DevicesConfig(retry_initial=0.02, retry_max=0.1, poll_interval=0.05),
+        )
+        async with Ambiance(settings, clock=FakeClock(), library=make_library()) as core:
+            log = EventLog(core.bus)
+            room = core.room("bedroom")
+            room.start_spa()
+            assert await room.settle(5)
+            target = room.lights.desired
+            assert target is not None and target.on
+            assert emu.state("7")["on"] is False
+
+            mark = len(log.events)
+            emu.stop()
+            await log.wait_for(health("distractions", False), start=mark)
+            await log.wait_for(health("lights", False), start=mark)
+            emu.start(reset_lights=True)  # the same port; every light on at bri 254
+            assert emu.state("7")["on"] is True and emu.state("1")["bri"] == 254
+
+            assert await room.settle(5)
+            assert not room.degraded
+            assert emu.state("7")["on"] is False
+            for light in "123":
+                state = emu.state(light)
+                assert (state["on"], state["bri"]) == (True, percent_to_bri(target.brightness))
+            view = room.view().model_dump(mode="json")
+            assert view["distractions"]["devices"] == [
+                {"name": "TV strip", "kind": "hue", "on": False}
+            ]
+            assert view["distractions"]["synced"] and view["lights"]["synced"]
+            shown = bri_to_percent(percent_to_bri(target.brightness))
+            assert {x["brightness"] for x in view["lights"]["lights"]} == {shown}
+
+            room.stop_session()  # and the end still puts back the room as it was before
+            assert await room.settle(5)
+            assert emu.state("7")["on"] is True
+            assert emu.state("1")["bri"] == 200
 
 
 async def test_twenty_quick_taps_reach_the_bridge_as_few_spaced_group_commands(

@@ -151,3 +151,24 @@ def test_restarts_on_the_same_port(emu: HueEmulator) -> None:
     emu.start()
     assert emu.port == port
     assert "1" in call(emu, "GET", f"/api/{USER}/lights")
+
+
+def test_a_restart_can_bring_every_light_back_at_its_power_on_default() -> None:
+    emu = HueEmulator(users=[USER], lights={}, groups={})
+    emu.add_light("1", "Bed", on=False, bri=20, ct=153, ct_max=500)
+    emu.add_light("2", "Narrow", on=True, bri=5, ct=153, ct_min=153, ct_max=300)
+    emu.add_light("3", "Colour", on=False, bri=9, colormode="hs", supports_ct=False)
+    emu.add_group("1", "Bedroom", ["1", "2", "3"])
+    with emu:
+        emu.stop()
+        emu.start()  # a restart alone keeps the lights as they were
+        assert call(emu, "GET", f"/api/{USER}/lights/1")["state"]["on"] is False
+        emu.stop()
+        emu.start(reset_lights=True)
+        lights = call(emu, "GET", f"/api/{USER}/lights")
+    states = {i: lights[i]["state"] for i in "123"}
+    assert {(s["on"], s["bri"]) for s in states.values()} == {(True, 254)}
+    assert (states["1"]["ct"], states["1"]["colormode"]) == (366, "ct")
+    assert states["2"]["ct"] == 300  # 2700 K, as near as that light goes
+    assert (states["3"]["xy"], states["3"]["colormode"]) == ([0.4573, 0.41], "xy")
+    assert lights["1"]["name"] == "Bed"  # and the bridge still knows its lights

@@ -25,6 +25,7 @@ from ambiance.infra.clock import FakeClock
 from ambiance.infra.mqtt import MAX_PACKET
 from ambiance.infra.store import Store
 from ambiance.service import Ambiance
+from tests.fake_zigbee2mqtt import FakeLight, FakeZigbee2Mqtt
 from tests.helpers import EventLog, make_library
 from tests.mosquitto import Mosquitto, Received, Subscriber, async_read_retained
 from tests.mqtt_fixtures import mqtt_settings
@@ -89,11 +90,12 @@ def settings(broker: Mosquitto, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def rig(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[Rig]:
-    with Subscriber(mosquitto, "ambiance/#", "zigbee2mqtt/+/set", "cmnd/#", "home/#") as sub:
-        # The devices' own state, as they would have published it (retained).
-        sub.publish(
-            "zigbee2mqtt/tv_plug", json.dumps({"state": "ON", "linkquality": 80}), retain=True
-        )
+    with (
+        Subscriber(mosquitto, "ambiance/#", "zigbee2mqtt/+/set", "cmnd/#", "home/#") as sub,
+        # The TV plug in Zigbee2MQTT: its state retained, and it answers its commands.
+        FakeZigbee2Mqtt(mosquitto, [FakeLight("tv_plug")]),
+    ):
+        # The fan's own state, as it would have published it (retained).
         sub.publish("stat/fan/POWER", "OFF", retain=True)
         clock = FakeClock()
         core = Ambiance(settings(mosquitto, tmp_path), clock=clock, library=make_library())
@@ -310,6 +312,8 @@ async def test_the_broker_away_mid_session_still_delivers_dnd_and_state(rig: Rig
     assert json.loads(retained["ambiance/bedroom/state"])["status"] == "idle"
     assert json.loads(retained["ambiance/phones/sams-pixel/dnd"])["state"] == "off"
     assert retained["ambiance/status"] == b"online"
+    # The TV plug is switched back on once it is back on the broker too, and says so.
+    assert await room.settle(5)
     assert not room.degraded
 
 
@@ -338,10 +342,10 @@ async def test_the_rest_api_shows_phones_and_distractions(rig: Rig) -> None:
         assert body["phones"][0]["until"].startswith("2027-01-15T08:")
         assert body["distractions"]["off"] is True
         assert body["distractions"]["synced"] is True
-        # What the devices say: no real plug answers here, so the TV plug still says ON;
-        # the screen has no state topic, so it is what we last asked.
+        # What the devices say: the TV plug said it is off now; the screen has no state
+        # topic, so it is what we last asked.
         assert {d["name"]: d["on"] for d in body["distractions"]["devices"]} == {
-            "tv_plug": True,
+            "tv_plug": False,
             "fan": False,
             "screen": False,
         }

@@ -45,8 +45,25 @@ StateT_co = TypeVar("StateT_co", covariant=True)
 
 class Drifted(Exception):  # not an AmbianceError: a report, nothing failed
     """Raised by a device's `read()` when the device no longer holds what was applied
-    (a player that restarted with an empty queue). `read()` only reports; the
-    coordinator applies its newest target again."""
+    (a player that restarted with an empty queue, a switch on again). `read()` only
+    reports; the coordinator shows `state` (what the device is now, when it was read)
+    and applies its newest target again."""
+
+    def __init__(self, reason: str, state: Any = None) -> None:
+        super().__init__(reason)
+        self.state = state
+
+
+class Unreadable(DeviceError):
+    """Raised by a device's `read()` when part of it did not answer: `state` is what it
+    could read, the rest marked unknown. The coordinator shows it, and the device is
+    unavailable for this error as for any other."""
+
+    code = "device_unreadable"
+
+    def __init__(self, message: str, state: Any) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class Device(Protocol[TargetT_contra, StateT_co, SnapT]):
@@ -228,9 +245,11 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
                 await self._step(poll)
             except DeviceError as exc:
                 self.health.failed(exc)
+                self._unsure()
             except Exception as exc:  # a backend bug must not end the room's device for good
                 log.exception("%s: %s backend failed", self.room, self.device)
                 self.health.failed(exc)
+                self._unsure()
             else:
                 self.health.ok()
                 delay = self.retry_initial
@@ -269,28 +288,50 @@ class Coordinator(Generic[TargetT, StateT, SnapT]):
                 self.snapshot = None
                 if self.on_restored is not None:
                     self.on_restored()
-            await self._refresh()
+            await self._refresh(just_applied=True)
         elif poll or self.state is None:
             await self._refresh()
 
-    async def _refresh(self) -> None:
+    def _unsure(self) -> None:
+        """After a failure, the shown target counts as not applied: a device that was away
+        may have come back in another state (a bridge restarted with its lights at their
+        power-on defaults), so when it answers again it is brought to the target again.
+        A restore is not redone: once it went through, the device is the user's again."""
+        if self.desired is not None and self._applied is self._desired:
+            self._applied = None
+            self._synced.clear()
+
+    async def _refresh(self, *, just_applied: bool = False) -> None:
         try:
             state = await self.backend.read()
         except Drifted as drift:
-            # Converging is ours: the loop applies the newest target again (a restore that
-            # went through is not redone: the device is the user's again).
+            self._keep(drift.state)
+            if self.desired is None:
+                return  # after the end a drift is the user's business
+            self._applied = None
+            self._synced.clear()
+            if just_applied:
+                # It did not hold what it was given a moment ago: applying it again at
+                # once would spin, so this is a failure, backed off and reported.
+                raise DeviceError(
+                    f"{self.device} did not keep what was just applied ({drift})"
+                ) from drift
+            # Converging is ours: the loop applies the newest target again.
             log.info("%s: %s drifted (%s); applying it again", self.room, self.device, drift)
-            if self.desired is not None:
-                self._applied = None
-                self._synced.clear()
             return
-        if state != self.state:
-            self.state = state
-            self.bus.publish(
-                Event(
-                    f"{self.device}.changed", self.room, self.clock.now(), {"device": self.device}
-                )
-            )
+        except Unreadable as exc:
+            self._keep(exc.state)
+            raise
+        self._keep(state)
+
+    def _keep(self, state: StateT | None) -> None:
+        """Take `state` as the device's, telling the bus when it changed."""
+        if state is None or state == self.state:
+            return
+        self.state = state
+        self.bus.publish(
+            Event(f"{self.device}.changed", self.room, self.clock.now(), {"device": self.device})
+        )
 
     async def _wait_idle(self) -> bool:
         """Wait for a change or the poll; True when it is time to poll."""

@@ -92,7 +92,10 @@ class PhoneView(View):
 class DistractionView(View):
     name: str
     kind: str
-    on: bool | None = Field(description="null: the device has not said.")
+    on: bool | None = Field(
+        description="As the device says now; null: unknown (it has not said, or cannot be "
+        "read now)."
+    )
 
 
 class DistractionsView(View):

@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import Field
 
-from ambiance.core.coordinator import Coordinator
+from ambiance.core.coordinator import Coordinator, Drifted, Unreadable
 from ambiance.core.views import DistractionsView, DistractionView
+from ambiance.devices.outside import Problems
 from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 from ambiance.errors import DeviceError, DeviceUnavailable
+from ambiance.infra.clock import wait_until
+from ambiance.infra.mqtt.message import decode_json
 
 if TYPE_CHECKING:
     from ambiance.devices.lights.hue import HueBridge
@@ -142,8 +145,10 @@ class HueSwitch:
         return self._id
 
     async def is_on(self, wait: bool = False) -> bool | None:
-        light = await self.bridge.request("GET", f"/lights/{await self._light_id()}")
-        return bool(light.get("state", {}).get("on"))
+        light_id = await self._light_id()
+        light = await self.bridge.request("GET", f"/lights/{light_id}")
+        on = self.bridge.light_state(light_id, light).get("on")
+        return None if on is None else bool(on)  # None: the bridge did not validly say
 
     async def turn(self, on: bool) -> None:
         await self.bridge.request("PUT", f"/lights/{await self._light_id()}/state", {"on": on})
@@ -153,8 +158,10 @@ class MqttSwitch:
     kind = "mqtt"
 
     # How long a session's start waits for a device to say its state (a retained state
-    # arrives within milliseconds of subscribing; a device asked with `get` takes longer).
+    # arrives within milliseconds of subscribing; a device asked with `get` takes longer),
+    # and how long a switch is given to say its new state after a command.
     STATE_WAIT = 2.0
+    ECHO_WAIT = 1.0
 
     def __init__(
         self, mqtt: MqttConnection, config: MqttDistraction, *, clock: Clock | None = None
@@ -163,9 +170,11 @@ class MqttSwitch:
         self.config = config
         self.clock = clock or mqtt.clock  # the service's one clock, by default
         self.name = config.name
-        self.state: bool | None = None
+        self.state: bool | None = None  # as the device last validly said it
         self._known = asyncio.Event()
+        self._heard = asyncio.Event()  # set at each valid state message
         self._unsubscribers: list[Callable[[], None]] = []
+        self._problems = Problems(f"{self.kind} switch")  # what it says that is not valid
 
     async def start(self) -> None:
         if self.config.state_topic:
@@ -185,20 +194,36 @@ class MqttSwitch:
         self._unsubscribers = []
 
     def _on_state(self, message: Message) -> None:
+        """Take the state the device says, if it is one of its two; say anything else
+        (once) and keep the last valid one."""
+        config = self.config
         text = message.text.strip()
-        if self.config.state_key:
-            # Not JSON: InvalidInput, reported by the connection as a malformed message.
-            data = message.json("the state")
-            if not isinstance(data, dict) or self.config.state_key not in data:
+        if not text:
+            return  # a retained state cleared: nothing said
+        value: Any = text
+        if config.state_key:
+            # Not JSON (or nested too deeply): InvalidInput, which the connection reports
+            # as a malformed message, once per topic.
+            data = decode_json(text, "the state")
+            if not isinstance(data, dict):
+                self._problems.say(self.name, config.state_key, text, "not a JSON object")
                 return
-            text = str(data[self.config.state_key])
-        if text == self.config.state_on:
+            if config.state_key not in data:
+                return  # a message about something else (linkquality, an update)
+            value = data[config.state_key]
+            # A number is the text it would be in a raw payload; true, null or a list is not.
+            scalar = isinstance(value, str | int) and not isinstance(value, bool)
+            text = str(value) if scalar else ""
+        if text == config.state_on:
             self.state = True
-        elif text == self.config.state_off:
+        elif text == config.state_off:
             self.state = False
         else:
+            reason = f"neither {config.state_on!r} nor {config.state_off!r}"
+            self._problems.say(self.name, config.state_key or "state", value, reason)
             return
         self._known.set()
+        self._heard.set()
 
     async def is_on(self, wait: bool = False) -> bool | None:
         if wait and self.config.state_topic:
@@ -206,12 +231,21 @@ class MqttSwitch:
         return self.state
 
     async def turn(self, on: bool) -> None:
+        """Switch it, and wait for it to say so when it can: a switch that still says
+        the other state is not taken to be switched (DeviceUnavailable: retried)."""
         if not self.mqtt.connected:
             raise DeviceUnavailable(f"cannot switch {self.name}: the MQTT broker is away")
         payload = self.config.payload_on if on else self.config.payload_off
         self.mqtt.publish(self.config.command_topic, payload, qos=1)
         if self.config.state_topic is None:
             self.state = on  # nothing will tell us: remember what we asked
+            return
+        if not await wait_until(self.clock, lambda: self.state is on, self._heard, self.ECHO_WAIT):
+            said = {True: "on", False: "off", None: "nothing"}[self.state]
+            raise DeviceUnavailable(
+                f"{self.name} still says {said} {self.ECHO_WAIT:g} s after being switched "
+                f"{'on' if on else 'off'} (on {self.config.state_topic})"
+            )
 
 
 class Distractions:
@@ -221,6 +255,7 @@ class Distractions:
 
     def __init__(self, switches: list[Switch]) -> None:
         self.switches = switches
+        self._off = False  # switched off for a session, and not put back since
 
     async def start(self) -> None:
         for switch in self.switches:
@@ -231,9 +266,24 @@ class Distractions:
             await switch.stop()
 
     async def read(self) -> list[dict[str, Any]]:
-        states = []
+        """Each switch as it really is now (`on` None: unknown). One that cannot be read
+        makes it `Unreadable`; during a session, one that is on again (a bridge restarted
+        with its lights on, a hand on the remote) makes it `Drifted`: the coordinator
+        switches it off again."""
+        states: list[dict[str, Any]] = []
+        failures: list[DeviceError] = []
         for switch in self.switches:
-            states.append({"name": switch.name, "kind": switch.kind, "on": await switch.is_on()})
+            try:
+                on = await switch.is_on()
+            except DeviceError as exc:
+                on = None
+                failures.append(exc)
+            states.append({"name": switch.name, "kind": switch.kind, "on": on})
+        if failures:
+            raise Unreadable(str(failures[0]), states)
+        back_on = [state["name"] for state in states if state["on"]]
+        if self._off and back_on:
+            raise Drifted(f"{', '.join(back_on)} on again", states)
         return states
 
     async def snapshot(self) -> frozenset[str]:
@@ -249,10 +299,12 @@ class Distractions:
         return frozenset(on)
 
     async def apply(self, off: bool) -> None:
+        self._off = off
         if off:
             await self._each(lambda s: s.turn(False), only_if_on=True)
 
     async def restore(self, snapshot: frozenset[str], transition: float) -> None:
+        self._off = False
         await self._each(lambda s: s.turn(True), names=snapshot)
 
     def dump_snapshot(self, snapshot: frozenset[str]) -> list[str]:

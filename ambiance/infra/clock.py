@@ -85,6 +85,20 @@ class SystemClock:
         return True
 
 
+async def wait_until(
+    clock: Clock, done: Callable[[], bool], changed: asyncio.Event, timeout: float
+) -> bool:
+    """Wait until `done()` holds, checking again each time `changed` is set; False when
+    `timeout` seconds of `clock` passed first. `changed` is cleared as it is used."""
+    deadline = clock.monotonic() + timeout
+    while not done():
+        changed.clear()
+        left = deadline - clock.monotonic()
+        if left <= 0 or not await clock.wait(changed, left):
+            return done()
+    return True
+
+
 def _resolve(future: asyncio.Future[Any]) -> None:
     if not future.done():  # a cancelled sleep or wait leaves its future cancelled
         future.set_result(None)

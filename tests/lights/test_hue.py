@@ -30,6 +30,8 @@ from ambiance.devices.lights.hue import (
     Unauthorized,
     pair,
 )
+from ambiance.devices.lights.hue.state import HueLightReport
+from ambiance.devices.outside import Reports
 from ambiance.errors import ConfigError
 from ambiance.infra.clock import FakeClock
 from tests.hue_emulator import HueEmulator
@@ -674,3 +676,74 @@ async def test_a_garbled_bridge_never_crashes_the_room(
                 await lights.read()
     assert not [r for r in caplog.records if r.exc_info and r.name.startswith("ambiance")]
     assert [s.id for s in await lights.read()] == ["1", "2", "3", "4"]  # and back when well
+
+
+# --- state the bridge should never send ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "valid"),
+    [
+        (
+            {"on": True, "bri": 254, "ct": 366, "colormode": "ct", "reachable": True},
+            {"on": True, "bri": 254, "ct": 366, "colormode": "ct", "reachable": True},
+        ),
+        ({"on": "yes", "bri": 0, "ct": -5}, {}),
+        ({"on": 1, "bri": 1e308, "ct": 501, "reachable": "no"}, {}),
+        ({"bri": 200.0, "ct": 152, "hue": 65536, "sat": 255}, {}),
+        ({"xy": [0.3, 0.4], "hue": 0, "sat": 254}, {"xy": [0.3, 0.4], "hue": 0, "sat": 254}),
+        ({"xy": [2, 0.4]}, {}),
+        ({"xy": [0.3]}, {}),
+        ({"xy": "0.3,0.4", "colormode": "rgb"}, {}),
+        ({"effect": "colorloop", "alert": "none", "mode": "homeautomation"}, {}),
+    ],
+)
+def test_a_hue_light_state_keeps_only_its_valid_fields(
+    state: dict[str, Any], valid: dict[str, Any]
+) -> None:
+    assert Reports(HueLightReport, "Hue bridge").valid("light 1", state) == valid
+
+
+async def test_state_the_bridge_should_never_send_is_neither_snapshotted_nor_restored(
+    bridge: HueBridge, emulator: HueEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.set_state("1", bri=1e308, ct=-5)
+    emulator.set_state("3", on="yes")  # the Ceiling was off: now nobody knows
+    emulator.set_state("4", xy=[2, 0.329])
+    lights = await started(bridge)
+
+    shown = {s.id: s for s in await lights.read()}
+    assert (shown["1"].brightness, shown["1"].kelvin) == (None, None)
+    assert (shown["3"].on, shown["3"].reachable) == (False, False)  # not known: not guessed
+    snapshot = await lights.snapshot()
+    assert {s.id: dict(s.state) for s in snapshot.lights} == {
+        "1": {"on": True},
+        "2": {"on": True, "bri": 120, "ct": 250},
+        "3": {"bri": 180, "ct": 300},
+        "4": {"on": True, "bri": 90},
+    }
+    await lights.apply(LightTarget(on=True, brightness=10, kelvin=2200, transition=1))
+    emulator.clear_requests()
+
+    await lights.restore(snapshot, transition=2.0)  # and nothing the bridge refuses
+
+    puts = [(r.resource, r.body) for r in emulator.requests if r.method == "PUT"]
+    assert puts == [
+        ("/lights/1/state", {"on": True, "transitiontime": 20}),
+        ("/lights/2/state", {"on": True, "bri": 120, "ct": 250, "transitiontime": 20}),
+        ("/lights/3/state", {"bri": 180, "ct": 300, "transitiontime": 20}),  # left on
+        ("/lights/4/state", {"on": True, "bri": 90, "transitiontime": 20}),
+    ]
+    assert emulator.state("3")["on"] is True
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 4, said  # once per light and field, though read three times
+    assert f"Hue bridge at {emulator.address}: light 1 (Bed left) sent bri 1e+308" in said[0]
+    assert any("light 3 (Ceiling) sent on 'yes'" in s for s in said)
+
+
+async def test_a_garbled_ct_range_is_left_out_of_the_groups_range(
+    bridge: HueBridge, emulator: HueEmulator
+) -> None:
+    emulator.lights["2"]["capabilities"]["control"]["ct"] = {"min": "153", "max": None}
+    lights = await started(bridge)
+    assert lights.ct_range == (153, 454)  # from the lights that say it well

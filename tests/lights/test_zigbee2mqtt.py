@@ -10,6 +10,7 @@ with a timeout.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,12 @@ from pydantic import ValidationError
 from ambiance.config import load_settings
 from ambiance.core.events import EventBus
 from ambiance.devices.lights.base import LightState, LightTarget
-from ambiance.devices.lights.zigbee2mqtt import Zigbee2MqttLights, Zigbee2MqttLightsConfig
+from ambiance.devices.lights.zigbee2mqtt import (
+    LightReport,
+    Zigbee2MqttLights,
+    Zigbee2MqttLightsConfig,
+)
+from ambiance.devices.outside import Reports
 from ambiance.errors import ConfigError, DeviceUnavailable
 from ambiance.infra.clock import FakeClock, SystemClock
 from ambiance.infra.mqtt import MqttConnection
@@ -474,3 +480,143 @@ rooms:
         view = room.view().model_dump(mode="json")["lights"]
         ceiling = next(x for x in view["lights"] if x["name"] == "ceiling")
         assert (ceiling["on"], ceiling["brightness"]) == (False, 70.9)
+
+
+# --- state that is not valid --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("report", "valid"),
+    [
+        (
+            {"state": "ON", "brightness": 1e308, "color_temp": -5},
+            {"state": "ON"},
+        ),
+        ({"state": 5}, {}),
+        ({"state": "TOGGLE", "brightness": 255}, {}),
+        (
+            {"state": "off", "brightness": 0, "color_temp": 50},
+            {"state": "OFF", "brightness": 0, "color_temp": 50},
+        ),
+        ({"brightness": True, "color_temp": 370.5, "color_mode": "rgb"}, {}),
+        ({"brightness": "200", "color_temp": 1001, "linkquality": 80}, {}),
+        (
+            {"color_mode": "xy", "color": {"x": 0.3, "y": 0.4, "h": 7}},
+            {"color_mode": "xy", "color": {"x": 0.3, "y": 0.4}},
+        ),
+        ({"color": {"x": 1.5, "y": 0.4}}, {}),
+        ({"color": {"hue": 400, "saturation": 50}}, {}),
+        ({"color": {"hue": 30, "saturation": 80.5}}, {"color": {"hue": 30, "saturation": 80.5}}),
+        ({"color": {"x": float("nan"), "y": 0.4}}, {}),
+        ({"color": "red"}, {}),
+        ({"state": None, "brightness": None}, {}),  # null: not said
+    ],
+)
+def test_a_light_report_keeps_only_its_valid_fields(
+    report: dict[str, Any], valid: dict[str, Any]
+) -> None:
+    assert Reports(LightReport, "zigbee2mqtt").valid("bulb2", report) == valid
+
+
+def test_each_bad_field_is_said_once_per_light(caplog: pytest.LogCaptureFixture) -> None:
+    reports = Reports(LightReport, "zigbee2mqtt")
+    for _ in range(3):
+        reports.valid("bulb2", {"state": "ON", "brightness": 1e308, "color_temp": -5})
+        reports.valid("bulb3", {"state": 5})
+    said = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert len(said) == 3
+    assert said[0].startswith("zigbee2mqtt: bulb2 sent brightness 1e+308, which is not valid")
+    assert "color_temp -5" in said[1] and "greater than or equal to 50" in said[1]
+    assert "bulb3 sent state 5" in said[2]
+
+
+async def test_bad_retained_states_are_neither_snapshotted_nor_restored(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Another program leaves bad retained states on two lights before a session: the
+    session and its end send none of those values, and the light whose state became 5
+    is not switched off at the end (it was on)."""
+    bulbs = ["bulb1", "bulb2", "bulb3"]
+    lights = [FakeLight(name, brightness=200, color_temp=370) for name in bulbs]
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"""
+mqtt: {{host: 127.0.0.1, port: {mosquitto.port}}}
+devices: {{retry_initial: 0.02, retry_max: 0.1, poll_interval: 600}}
+rooms:
+  bedroom:
+    routine: timed
+    lights: {{backend: zigbee2mqtt, group: bedroom, lights: [bulb1, bulb2, bulb3]}}
+"""
+    )
+    with FakeZigbee2Mqtt(mosquitto, lights, {"bedroom": bulbs}) as z2m:
+        before = z2m.exact_states()
+        core = Ambiance(
+            load_settings(path, data_dir=tmp_path), clock=FakeClock(), library=make_library()
+        )
+        async with core:
+            room = core.room("bedroom")
+            backend = room.lights.backend
+            assert isinstance(backend, Zigbee2MqttLights)
+            await heard_all(backend)
+            heard = dict(backend._reports)
+            await asyncio.to_thread(
+                publish,
+                mosquitto,
+                "zigbee2mqtt/bulb2",
+                '{"state":"ON","brightness":1e308,"color_temp":-5}',
+            )
+            await asyncio.to_thread(publish, mosquitto, "zigbee2mqtt/bulb3", '{"state":5}')
+            assert await backend._wait_until(
+                lambda: all(backend._reports[n] > heard[n] for n in ("bulb2", "bulb3")), TIMEOUT
+            )
+            z2m.clear()
+
+            room.start_spa()
+            assert await room.settle(TIMEOUT)
+            room.next()
+            assert await room.settle(TIMEOUT)
+            snapshot = room.lights.snapshot
+            assert snapshot is not None
+            assert {s.id: dict(s.state) for s in snapshot.lights}["bulb2"] == {
+                "state": "ON",
+                "brightness": 200,
+                "color_temp": 370,
+            }
+            room.stop_session()
+            assert await room.settle(TIMEOUT)
+
+        sent = [c.payload for c in z2m.sets()]
+        assert sent and all(isinstance(p, dict) for p in sent)
+        assert all(0 <= p.get("brightness", 0) <= 254 for p in sent), sent
+        assert all(p.get("color_temp", 153) >= 50 for p in sent), sent
+        assert [p for p in (c.payload for c in z2m.sets("bulb3")) if p.get("state") == "OFF"] == []
+        assert z2m.exact_states() == before
+
+
+async def test_a_light_whose_on_off_is_unknown_is_not_switched_at_the_end(
+    mosquitto: Mosquitto, conn: MqttConnection
+) -> None:
+    """All it ever said of its state is a bad retained message: on/off unknown, so the
+    restore gives back its valid brightness and switches it neither on nor off."""
+    lights = [FakeLight("bulb2", silent=True)]
+    await asyncio.to_thread(
+        publish, mosquitto, "zigbee2mqtt/bulb2", '{"state":5,"brightness":80,"color_temp":-5}'
+    )
+    with FakeZigbee2Mqtt(mosquitto, lights) as z2m:
+        # It never answers a command either: wait only a moment for its echo.
+        backend = Zigbee2MqttLights(
+            conn, config(group=None, lights=["bulb2"]), sleep=Sleeps(), echo_wait=0.2
+        )
+        await backend.start()
+        await heard_all(backend)
+        [light] = await backend.read()
+        assert (light.on, light.reachable) == (False, False)  # not known: not guessed
+        snapshot = await backend.snapshot()
+        assert dict(snapshot.lights[0].state) == {"brightness": 80}
+        await backend.restore(snapshot, 1)
+        await z2m.async_wait_for(lambda: bool(z2m.sets("bulb2")), what="the restore")
+        assert [c.payload for c in z2m.sets("bulb2")] == [
+            {"state": None, "brightness": 80, "transition": 1}
+        ]
+        await backend.stop()

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Literal, Self, TypeGuard
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ambiance.devices.lights.base import (
+    BRI_MAX,
     MIRED_MAX,
     MIRED_MIN,
     LightState,
@@ -34,9 +35,10 @@ from ambiance.devices.lights.base import (
     percent_to_bri,
     seconds_to_transitiontime,
 )
+from ambiance.devices.outside import Reports
 from ambiance.devices.registry import Backend, BackendConfig, BuildContext, register
 from ambiance.errors import DeviceUnavailable, brief
-from ambiance.infra.clock import Clock
+from ambiance.infra.clock import Clock, wait_until
 from ambiance.infra.mqtt import Message, MqttConnection, decode_json
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ Sleep = Callable[[float], Awaitable[None]]
 # round trip), and how long a command waits for the lights to publish their new state.
 STATE_WAIT = 2.0
 ECHO_WAIT = 1.0
+# Colour temperatures any light may say or be asked for, in mireds.
+MIRED_SANE = (50, 1000)
 
 
 # --- settings ----------------------------------------------------------------------------
@@ -82,14 +86,14 @@ class Zigbee2MqttLightsConfig(BackendConfig):
     )
     mired_min: int = Field(
         default=MIRED_MIN,
-        ge=50,
-        le=1000,
+        ge=MIRED_SANE[0],
+        le=MIRED_SANE[1],
         description="The coolest colour temperature asked for, in mireds (153 = 6500 K).",
     )
     mired_max: int = Field(
         default=MIRED_MAX,
-        ge=50,
-        le=1000,
+        ge=MIRED_SANE[0],
+        le=MIRED_SANE[1],
         description="The warmest colour temperature asked for, in mireds (500 = 2000 K).",
     )
 
@@ -125,12 +129,39 @@ class Zigbee2MqttLightsConfig(BackendConfig):
 # --- payloads ----------------------------------------------------------------------------
 
 
-def _number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+class ColourReport(BaseModel):
+    """`color` as Zigbee2MQTT publishes it: xy (CIE, 0-1) and hue/saturation (degrees,
+    percent), whichever the light has (with color_sync, both)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    x: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    y: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    hue: float | None = Field(default=None, ge=0, le=360, allow_inf_nan=False)
+    saturation: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+
+
+class LightReport(BaseModel):
+    """The fields of a light's state message that we show, snapshot and restore; each is
+    checked on its own (ambiance.devices.outside), so a bad one is left out and said."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    # ON or OFF (any case); nothing else is a state (TOGGLE is a command, not a state).
+    state: Annotated[Literal["ON", "OFF"], BeforeValidator(_upper)] | None = None
+    brightness: int | None = Field(default=None, ge=0, le=BRI_MAX)
+    # Mireds: the bounds the config allows for any light (50-1000, 20000 K-1000 K).
+    color_temp: int | None = Field(default=None, ge=MIRED_SANE[0], le=MIRED_SANE[1])
+    color_mode: Literal["color_temp", "xy", "hs"] | None = None
+    color: ColourReport | None = None
 
 
 def _is_on(state: Mapping[str, Any]) -> bool:
-    return str(state.get("state", "")).upper() == "ON"
+    return state.get("state") == "ON"  # checked by LightReport: "ON", "OFF" or absent
 
 
 def _json_object(payload: bytes) -> dict[str, Any] | None:
@@ -164,15 +195,18 @@ def _colour(state: Mapping[str, Any]) -> dict[str, Any]:
         return {"color": {"x": color["x"], "y": color["y"]}}
     if mode == "hs" and isinstance(color, dict) and "hue" in color and "saturation" in color:
         return {"color": {"hue": color["hue"], "saturation": color["saturation"]}}
-    if mode in ("color_temp", None) and _number(state.get("color_temp")):
+    if mode in ("color_temp", None) and "color_temp" in state:
         return {"color_temp": state["color_temp"]}
     return {}
 
 
 def _exact(state: Mapping[str, Any]) -> dict[str, Any]:
-    """What a snapshot keeps of one light: on/off, brightness and the colour of its mode."""
-    exact: dict[str, Any] = {"state": "ON" if _is_on(state) else "OFF"}
-    if _number(state.get("brightness")):
+    """What a snapshot keeps of one light: on/off, brightness and the colour of its mode.
+
+    Only what the light validly said: a light whose on/off is not known has no `state`
+    here, and its restore leaves it on or off as it is then."""
+    exact: dict[str, Any] = {"state": state["state"]} if "state" in state else {}
+    if "brightness" in state:
         exact["brightness"] = state["brightness"]
     return exact | _colour(state)
 
@@ -219,6 +253,7 @@ class Zigbee2MqttLights(SnapshotsAsJson):
         self._availability_topics: dict[str, str] = {}
         self._unsubscribers: list[Callable[[], None]] = []
         self._quiet: set[str] = set()  # lights that ignored a command (warned once)
+        self._outside = Reports(LightReport, "zigbee2mqtt")  # checks what lights say
 
     def topic(self, *parts: str) -> str:
         return "/".join([self.config.base_topic, *parts])
@@ -272,7 +307,8 @@ class Zigbee2MqttLights(SnapshotsAsJson):
         if data is None:
             log.debug("zigbee2mqtt: %s sent a state that is not a JSON object", name)
             return
-        self.states[name] = {**self.states.get(name, {}), **data}
+        # Only valid fields are merged: a bad one leaves the last valid value standing.
+        self.states[name] = {**self.states.get(name, {}), **self._outside.valid(name, data)}
         self._reports[name] = self._reports.get(name, 0) + 1
         self._quiet.discard(name)
         self._notify()
@@ -301,13 +337,7 @@ class Zigbee2MqttLights(SnapshotsAsJson):
 
     async def _wait_until(self, done: Callable[[], bool], timeout: float) -> bool:
         """Wait until `done()` holds, re-checking at each message; False after `timeout`."""
-        deadline = self.clock.monotonic() + timeout
-        while not done():
-            self._update.clear()
-            left = deadline - self.clock.monotonic()
-            if left <= 0 or not await self.clock.wait(self._update, left):
-                return done()
-        return True
+        return await wait_until(self.clock, done, self._update, timeout)
 
     # --- checks ----------------------------------------------------------------------
 
@@ -335,7 +365,8 @@ class Zigbee2MqttLights(SnapshotsAsJson):
 
     def _light_state(self, name: str) -> LightState:
         state = self.states.get(name)
-        if state is None:  # not heard of yet: say so rather than guess
+        if state is None or "state" not in state:
+            # Not heard of yet, or never a valid on/off: say so rather than guess.
             return LightState(name, name, on=False, brightness=None, kelvin=None, reachable=False)
         bri = state.get("brightness")
         ct = state.get("color_temp")
@@ -344,8 +375,8 @@ class Zigbee2MqttLights(SnapshotsAsJson):
             id=name,
             name=name,
             on=_is_on(state),
-            brightness=bri_to_percent(round(bri)) if _number(bri) else None,
-            kelvin=mired_to_kelvin(ct) if in_ct and _number(ct) and ct > 0 else None,
+            brightness=bri_to_percent(bri) if bri is not None else None,
+            kelvin=mired_to_kelvin(ct) if in_ct and ct is not None else None,
             reachable=self.available.get(name, True),
         )
 
@@ -436,9 +467,17 @@ class Zigbee2MqttLights(SnapshotsAsJson):
                 log.warning("restore: light %s is no longer in the room's config", saved.name)
                 continue
             colour = self._saved_colour(saved)
-            want[saved.id] = {"state": saved.state.get("state"), **self._bri(saved)}
-            if saved.state.get("state") == "ON":
+            state = saved.state.get("state")
+            want[saved.id] = {"state": state, **self._bri(saved)} if state else self._bri(saved)
+            if state == "ON":
                 send(saved.id, {"state": "ON", **self._bri(saved), **colour, "transition": seconds})
+                continue
+            if state is None:
+                # Its on/off was not known at the start: neither switch it on nor off, and
+                # give back the brightness and colour it had (a null state: the level only).
+                if self._bri(saved) or colour:
+                    body = {"state": None, **self._bri(saved), **colour, "transition": seconds}
+                    send(saved.id, body)
                 continue
             to_switch_off.append(saved)
             current = self.states.get(saved.id, {})

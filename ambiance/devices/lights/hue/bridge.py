@@ -27,6 +27,8 @@ from ambiance.devices.lights.hue.errors import (
     Unauthorized,
     raise_for_errors,
 )
+from ambiance.devices.lights.hue.state import HueLightReport
+from ambiance.devices.outside import Reports
 from ambiance.errors import DeviceError
 from ambiance.infra.clock import Clock, SystemClock
 from ambiance.infra.metrics import Metrics
@@ -155,6 +157,9 @@ class HueBridge:
         self._client: Any = None  # phue.Bridge
         self.light_commands = CommandSpacing(light_rate, clock=self.clock)
         self.group_commands = CommandSpacing(group_rate, clock=self.clock)
+        # What the bridge says of its lights, checked before it is trusted (shared by the
+        # rooms and distractions on this bridge, so each problem is said once).
+        self._light_reports = Reports(HueLightReport, f"Hue bridge at {address}")
 
     async def start(self) -> None:
         self._ensure_started()
@@ -181,6 +186,16 @@ class HueBridge:
                 ip=self.address, username="none", config_file_path=str(config)
             )
         return self._executor
+
+    def light_state(self, light_id: str, light: Any) -> dict[str, Any]:
+        """The valid fields of one light's `state`, from a `GET /lights` reply: the ones
+        not valid are left out (and said once), so nothing trusts or restores them."""
+        state = light.get("state") if isinstance(light, dict) else None
+        if not isinstance(state, dict):
+            return {}
+        name = light.get("name")
+        device = f"light {light_id} ({str(name)[:40]})" if name else f"light {light_id}"
+        return self._light_reports.valid(device, state)
 
     def _url(self, path: str) -> str:
         if not path.startswith("/"):

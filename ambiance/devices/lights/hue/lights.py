@@ -33,9 +33,14 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 def _ct_range(light: Mapping[str, Any]) -> tuple[int, int] | None:
-    ct = light.get("capabilities", {}).get("control", {}).get("ct")
-    if isinstance(ct, dict) and "min" in ct and "max" in ct:
-        return int(ct["min"]), int(ct["max"])
+    capabilities = light.get("capabilities")
+    control = capabilities.get("control") if isinstance(capabilities, dict) else None
+    ct = control.get("ct") if isinstance(control, dict) else None
+    if isinstance(ct, dict):
+        low, high = ct.get("min"), ct.get("max")
+        # Not a range (a bridge in a bad way): left out, as if not said.
+        if isinstance(low, int) and isinstance(high, int) and 0 < low <= high:
+            return low, high
     return None
 
 
@@ -128,7 +133,7 @@ class HueLights(SnapshotsAsJson):
         self._learn(lights)
         out = []
         for light_id, light in lights.items():
-            state = light.get("state", {})
+            state = self.bridge.light_state(light_id, light)
             ct = state.get("ct")
             in_ct = ct is not None and state.get("colormode", "ct") == "ct"
             out.append(
@@ -138,7 +143,9 @@ class HueLights(SnapshotsAsJson):
                     on=bool(state.get("on")),
                     brightness=bri_to_percent(state["bri"]) if "bri" in state else None,
                     kelvin=mired_to_kelvin(ct) if in_ct and ct else None,
-                    reachable=bool(state.get("reachable", True)),
+                    # A light whose on/off the bridge did not validly say: shown as not
+                    # reachable rather than guessed.
+                    reachable=state.get("reachable", True) and "on" in state,
                 )
             )
         return out
@@ -159,8 +166,10 @@ class HueLights(SnapshotsAsJson):
         await self._ensure_started()
         saved = []
         for light_id, light in (await self._lights()).items():
-            state = light.get("state", {})
-            exact: dict[str, Any] = {"on": bool(state.get("on"))}
+            state = self.bridge.light_state(light_id, light)
+            # Only what the bridge validly said: without `on`, the restore leaves the
+            # light on or off as it is then.
+            exact: dict[str, Any] = {"on": state["on"]} if "on" in state else {}
             if "bri" in state:
                 exact["bri"] = state["bri"]
             exact |= _colour(state)
@@ -206,9 +215,16 @@ class HueLights(SnapshotsAsJson):
                 body = {"on": True, **self._bri(saved), **colour, "transitiontime": steps}
                 await put(saved.id, body)
                 continue
+            if "on" not in saved.state:
+                # Its on/off was not known at the start: leave it on or off, and give back
+                # its bri and colour (an off light refuses them: 201, and keeps its own).
+                if self._bri(saved) or colour:
+                    await put(saved.id, {**self._bri(saved), **colour, "transitiontime": steps})
+                continue
             to_switch_off.append(saved)
             # With no transition there is nothing to fade: phase 2 alone switches it off.
-            if steps and current[saved.id].get("state", {}).get("on"):
+            now = self.bridge.light_state(saved.id, current[saved.id])
+            if steps and now.get("on"):
                 faded |= await put(saved.id, {"bri": 1, "transitiontime": steps})
 
         if faded:
