@@ -25,6 +25,7 @@ from typing import Final
 
 from ambiance.errors import ConfigError
 from ambiance.infra.jsonfile import write_json_atomic
+from ambiance.infra.store.faults import storage_error
 
 AUTH_FILE: Final = "auth.json"  # the file's name inside the data dir
 
@@ -51,6 +52,10 @@ class Tokens:
     def exists(self) -> bool:
         return self.path.is_file()
 
+    def check(self) -> None:
+        """`ConfigError` when the token file is there but cannot be read (see `ensure`)."""
+        self._load()
+
     def ensure(self) -> str | None:
         """Make a token if there is none; return it when it was just made, else None."""
         if self.exists():
@@ -69,7 +74,12 @@ class Tokens:
             "hash": _hash(salt, token),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        write_json_atomic(self.path, record, dir_mode=0o700)
+        try:
+            write_json_atomic(self.path, record, dir_mode=0o700)
+        except OSError as exc:
+            raise storage_error(
+                exc, self.path, "cannot write the API token", restore=lambda: "remove it"
+            ) from None
         self._cached = None
         return token
 
@@ -93,6 +103,10 @@ class Tokens:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             stored = _Stored(bytes.fromhex(data["salt"]), str(data["hash"]), stamp)
+        except OSError as exc:
+            raise ConfigError(
+                [f"{self.path}: cannot read the token file ({exc.strerror or exc})"]
+            ) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
                 [f"{self.path}: not a token file ({exc}); make a new one: ambiance token --reset"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ambiance.errors import ConfigError
+from ambiance.errors import ConfigError, StorageError
 from ambiance.infra.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, SessionRecord, Store
 from ambiance.infra.store import schema as schema_module
 from tests.infra.store.helpers import T0, record
@@ -53,11 +53,14 @@ def test_use_before_open_or_after_close_is_an_error(db: Path) -> None:
         store.profiles.all()
 
 
-def test_a_file_that_is_not_a_database_is_a_config_error(db: Path) -> None:
+def test_a_file_that_is_not_a_database_is_refused_and_kept(db: Path) -> None:
     db.parent.mkdir(parents=True)
     db.write_bytes(b"this is not sqlite " * 100)
-    with pytest.raises(ConfigError, match=str(db)):
+    with pytest.raises(StorageError, match=f"{db} is not a SQLite database") as caught:
         Store(db).open()
+    assert caught.value.kind == "damaged"
+    assert "there is no backup of it" in caught.value.message
+    assert db.read_bytes() == b"this is not sqlite " * 100
 
 
 def test_rows_of_a_session_need_the_session(store: Store) -> None:
