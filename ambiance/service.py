@@ -108,7 +108,8 @@ class _StoreWatch:
         self.health.failed(exc)
         damaged = isinstance(exc, StorageError) and exc.kind == "damaged"
         if self.running and self._timer is None and not damaged:
-            self._timer = self.clock.call_later(STORE_RETRY, self._probe)
+            # On the wall clock, as the rooms' timers: a fake clock moves it in tests.
+            self._timer = self.clock.call_at(self.clock.now() + STORE_RETRY, self._probe)
 
     def ok(self) -> None:
         self.health.ok()
@@ -175,7 +176,9 @@ class Ambiance:
         datadir.prepare(self.settings.data_dir)
         self.store.open(backup=True)
         self.store_watch.running = True
-        self._backup_timer = self.clock.call_later(BACKUP_INTERVAL, self._daily_backup)
+        self._backup_timer = self.clock.call_at(
+            self.clock.now() + BACKUP_INTERVAL, self._daily_backup
+        )
         self.build_rooms()
         # MQTT connects in the background (a broker that is down is fine), then the bridges.
         await self.shared.start()
@@ -206,7 +209,9 @@ class Ambiance:
             self.rooms[name] = self._build_room(name, config, self.library)
 
     def _daily_backup(self) -> None:
-        self._backup_timer = self.clock.call_later(BACKUP_INTERVAL, self._daily_backup)
+        self._backup_timer = self.clock.call_at(
+            self.clock.now() + BACKUP_INTERVAL, self._daily_backup
+        )
         try:
             self.store.db.backup()
         except StorageError as exc:  # the store's health says so (and logs it once)

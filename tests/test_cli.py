@@ -315,3 +315,27 @@ def _listing(folder: Path) -> dict[str, bytes]:
         str(path.relative_to(folder)): path.read_bytes() if path.is_file() else b"<dir>"
         for path in sorted(folder.rglob("*"))
     }
+
+
+def test_backup_and_restore_from_the_command_line(data_dir: Path) -> None:
+    assert run("backup").returncode == 1  # no database yet: nothing to back up, and said
+    db = _database(data_dir)
+    made = run("backup")
+    assert made.returncode == 0, made.stderr
+    line = made.stdout.splitlines()[0]
+    assert line.startswith(f"Backed up to {data_dir / 'backups'}/ambiance-")
+    backup = Path(line.removeprefix("Backed up to ").removesuffix("."))
+    again = run("backup")
+    assert again.stdout.splitlines()[0] == f"Nothing changed since the newest backup, {backup}."
+
+    db.write_bytes(b"")  # lost
+    restored = run("restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT name FROM profiles").fetchall() == [("sam",)]
+    conn.close()
+    refused = run("restore", str(data_dir / "nope.db"))
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        f"error: {data_dir / 'nope.db'}: no such backup file\n",
+    )

@@ -4,12 +4,14 @@ and nothing more is written into the damaged file."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from ambiance.infra.store import backups
+from ambiance.service import BACKUP_INTERVAL, STORE_RETRY
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -75,3 +77,53 @@ async def test_damage_found_while_running_is_a_clear_503_and_degraded_health(api
     # Damage does not pass by itself: the health stays degraded until a restore.
     assert api.core.store.db.probe() is False
     assert (await c.get("/api/v1/health")).json()["status"] == "degraded"
+
+
+async def test_a_store_that_fails_is_tried_again_until_health_recovers(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = api.client
+    db = api.core.store.db.path
+    # Another process holds the write lock, and the store does not wait for it.
+    api.core.store.db._require().execute("PRAGMA busy_timeout = 0")
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with caplog.at_level(logging.INFO, logger="ambiance.core.health"):
+        r = await c.post("/api/v1/rooms/bedroom/spa")
+        assert (r.status_code, r.json()["error"]["detail"]["kind"]) == (503, "busy")
+        assert (await c.post("/api/v1/profiles", json=SAM)).status_code == 503
+        # The room obeys: its lights were snapshotted and changed, the snapshot not saved.
+        assert await api.core.rooms["bedroom"].settle(2.0)
+        health = (await c.get("/api/v1/health")).json()
+        assert (health["status"], health["store"]["available"]) == ("degraded", False)
+        api.clock.advance(STORE_RETRY)  # tried again: still locked
+        assert (await c.get("/api/v1/health")).json()["status"] == "degraded"
+
+        other.execute("COMMIT")  # the lock is let go; nobody writes: the next try sees it
+        other.close()
+        api.clock.advance(STORE_RETRY)
+        assert (await c.get("/api/v1/health")).json()["status"] == "ok"
+    said = [r.getMessage() for r in caplog.records if r.name == "ambiance.core.health"]
+    assert [m.split(" (sqlite) ")[1].split(":")[0] for m in said] == ["is unavailable", "is back"]
+    # What the 503 said was kept is saved now: the session and its start.
+    session = api.core.rooms["bedroom"].session
+    assert session is not None
+    stored = api.core.store.sessions.get(session.id)
+    assert stored is not None and stored.status == "running"
+    assert [c["action"] for c in api.core.store.sessions.commands(session.id)] == ["start"]
+    assert set(api.core.store.snapshots.for_session(session.id)) == {"lights"}
+
+
+async def test_a_backup_a_day_while_running(api: Api) -> None:
+    folder = api.core.store.db.path.parent / "backups"
+    at_start = backups.listing(folder)
+    assert len(at_start) == 1
+    assert (await api.client.post("/api/v1/profiles", json=SAM)).status_code == 201
+    api.clock.advance(BACKUP_INTERVAL)
+    newest = backups.newest(folder)
+    assert newest is not None and newest not in at_start
+    conn = sqlite3.connect(f"file:{newest}?mode=ro", uri=True)
+    assert conn.execute("SELECT name FROM profiles").fetchall() == [("sam",)]
+    conn.close()
+    api.clock.advance(BACKUP_INTERVAL)  # nothing changed since: nothing new
+    assert backups.newest(folder) == newest

@@ -2,9 +2,10 @@
 
 A backup is SQLite's online backup (`sqlite3.Connection.backup`) of the open database: a
 consistent copy even while the service writes. `Database` makes one at every start, once
-the database passed its check and before a migration changes it, and the service once a
-day while it runs; each after a quick_check, so a damaged database is never copied over
-the good ones (`Database.backup`, `ambiance backup`).
+the database passed its check and before a migration changes it (a new database: once it
+has its tables, so that a backup says there was one here), and the service once a day
+while it runs; each after a quick_check, so a damaged database is never copied over the
+good ones (`Database.backup`, `ambiance backup`).
 
 The files: `ambiance-<YYYYmmdd-HHMMSS>.db` (local time), mode 0600 (profiles say things
 about people's bodies), each a complete SQLite database in one file (rollback journal, no

@@ -87,11 +87,15 @@ class Database:
             self._make_folder()
             self._dir_lock.acquire(exclusive=False)
             try:
-                conn = self._connect()
+                conn, state = self._connect()
                 try:
-                    if backup:
+                    # An existing database is backed up as it is, before a migration; a
+                    # new one once it has its tables (its backup says: there was one here).
+                    if backup and state == "database":
                         self._backup(conn, "backing up the database at start")
                     self._migrate(conn)
+                    if backup and state == "new":
+                        self._backup(conn, "backing up the new database")
                 except BaseException:
                     conn.close()
                     raise
@@ -304,7 +308,7 @@ class Database:
             log.info("store: backed up to %s", made)
         return made
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> tuple[sqlite3.Connection, checks.State]:
         # Look at the file before SQLite makes or touches anything (checks.py).
         state = checks.file_state(self.path)
         # isolation_level=None: the sqlite3 module opens no transactions by itself; each
@@ -345,7 +349,7 @@ class Database:
         except BaseException:
             conn.close()
             raise
-        return conn
+        return conn, state
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Apply the missing migrations, each in its own transaction with its version."""
