@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 from pathlib import Path
 from types import TracebackType
 
@@ -65,13 +66,15 @@ def check_rooms(settings: Settings, library: Library) -> None:
 
 def preflight(settings: Settings, library: Library) -> None:
     """Everything `ambiance check` checks and `ambiance serve` checks before it starts:
-    the rooms' routines, the MQTT TLS files, the data dir, the database, the token file and
-    what building the rooms reads (the Hue usernames). ConfigError with every problem."""
+    the rooms' routines, the address to listen on, the MQTT TLS files, the data dir, the
+    database, the token file and what building the rooms reads (the Hue usernames).
+    ConfigError with every problem found."""
     problems: list[str] = []
     try:
         check_rooms(settings, library)
     except ConfigError as exc:
         problems += exc.problems
+    problems += _listen_problems(settings.host)
     problems += tls_problems(settings.mqtt)
     found = datadir.problems(settings.data_dir)
     problems += found
@@ -89,6 +92,25 @@ def preflight(settings: Settings, library: Library) -> None:
                 problems.append(exc.message)
     if problems:
         raise ConfigError(problems)
+
+
+def _listen_problems(host: str) -> list[str]:
+    """Can the service listen on `host`? A free port of it is bound and let go at once
+    (whether the configured port is free is for `serve` to find: another program may hold
+    it only for now)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return [
+            f"settings: host: cannot listen on {host!r} ({reason}): give an address of this "
+            "machine (127.0.0.1 for it alone, 0.0.0.0 for the network)"
+        ]
+    return []
 
 
 class _StoreWatch:

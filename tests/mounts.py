@@ -21,6 +21,10 @@ import pytest
 # `sh -c SCRIPT path command...`: $0 is the folder, "$@" the command run in its place.
 _READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
 _SMALL_DISK = 'mount -t tmpfs -o size={size} tmpfs "$0" && exec "$@"'
+_FULL_DISK = (
+    'mount -t tmpfs -o size=1m tmpfs "$0"'
+    ' && { dd if=/dev/zero of="$0/filler" bs=4096 2>/dev/null; exec "$@"; }'
+)
 
 
 @functools.cache
@@ -56,6 +60,12 @@ def small_disk(folder: Path, size: str = "8m") -> list[str]:
     """The command prefix that runs a command with an empty disk of `size` at `folder`."""
     need_namespaces()
     return ["unshare", "-rm", "sh", "-c", _SMALL_DISK.format(size=size), str(folder)]
+
+
+def full_disk(folder: Path) -> list[str]:
+    """The command prefix that runs a command with a full disk at `folder`."""
+    need_namespaces()
+    return ["unshare", "-rm", "sh", "-c", _FULL_DISK, str(folder)]
 
 
 def inside(pid: int, path: Path) -> Path:

@@ -245,6 +245,7 @@ BAD_STARTS: dict[str, tuple[str, Any]] = {
     "database-emptied": ("{}", lambda data, tmp: _emptied(data)),
     "database-not-ours": ("{}", lambda data, tmp: _foreign(data)),
     "database-newer": ("{}", lambda data, tmp: _database(data, version=99)),
+    "host-not-of-this-machine": ("host: 192.0.2.1", None),  # TEST-NET-1: nobody's
     "token-file-broken": ("{}", lambda data, tmp: _write(data / "auth.json", "{nope")),
     "hue-usernames-broken": (
         "rooms: {bedroom: {lights: {backend: hue, bridge: '127.0.0.1:9', group: Bedroom}}}",
@@ -277,12 +278,15 @@ def test_what_serve_refuses_check_names_first_in_the_same_words(tmp_path: Path, 
     assert _listing(tmp_path) == before  # neither made nor changed anything
 
 
-def test_a_read_only_data_dir_is_named_by_check_and_refused_by_serve(tmp_path: Path) -> None:
+@pytest.mark.parametrize("disk", ["read-only", "full"])
+def test_a_data_dir_that_takes_no_write_is_named_by_check_and_refused_by_serve(
+    tmp_path: Path, disk: str
+) -> None:
     from tests import mounts
 
     data = tmp_path / "data"
     data.mkdir()
-    prefix = mounts.read_only(data)
+    prefix = mounts.read_only(data) if disk == "read-only" else mounts.full_disk(data)
 
     def under(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -293,16 +297,15 @@ def test_a_read_only_data_dir_is_named_by_check_and_refused_by_serve(tmp_path: P
         )
 
     check, serve = under("check"), under("serve", "--port", "0")
-    assert check.returncode == serve.returncode == 1
-    assert (
-        _errors(serve)
-        == _errors(check)
-        == [
-            f"error: data_dir {data} cannot be written (a read-only disk, or no permission for the "
-            "user ambiance runs as): make it writable, or point data_dir (--data-dir, "
-            "AMBIANCE_DATA_DIR) elsewhere"
-        ]
-    )
+    assert check.returncode == serve.returncode == 1, check.stderr + serve.stderr
+    expected = {
+        "read-only": f"error: data_dir {data} cannot be written (a read-only disk, or no "
+        "permission for the user ambiance runs as): make it writable, or point data_dir "
+        "(--data-dir, AMBIANCE_DATA_DIR) elsewhere",
+        "full": f"error: data_dir {data}: the disk is full (No space left on device): free "
+        "some space on that disk, or point data_dir (--data-dir, AMBIANCE_DATA_DIR) elsewhere",
+    }[disk]
+    assert _errors(serve) == _errors(check) == [expected]
     assert "Traceback" not in serve.stderr + check.stderr
 
 

@@ -1,11 +1,12 @@
 """The data dir: the folder ambiance writes (its database and backups, the API token's hash,
 the Hue usernames, the discovery record).
 
-`problems()` says, without making or changing anything, what keeps a path from being one:
-`ambiance check` reports it, and `ambiance serve` refuses to start with the same lines.
-`prepare()` then makes the folder and proves that it takes a write (a real one: a read-only
-mount, a full disk and permissions all fail it, even for root), before anything is written
-there. Each problem is one line: what, where, and what to do.
+`problems()` says, without making or changing anything (a little file is written and
+removed in a folder that exists), what keeps a path from being one: `ambiance check`
+reports it, and `ambiance serve` refuses to start with the same lines. `prepare()` then
+makes the folder and proves that it takes a write (a real one: a read-only mount, a full
+disk and permissions all fail it, even for root), before anything is written there. Each
+problem is one line: what, where, and what to do.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def _problems(path: Path) -> list[tuple[str, str]]:
         return [("read_only", f"{what} {_POINT_ELSEWHERE}")]
     found = []
     if nearest == here:
+        failure = _write_check(path)  # a file made and removed: nothing else is changed
+        if failure is not None:
+            return [(failure.kind, failure.message)]
         for name in _WRITTEN_IN_PLACE:
             file = path / name
             if file.exists() and not os.access(file, os.W_OK):
@@ -80,6 +84,17 @@ def prepare(path: Path) -> None:
         raise StorageError(message, kind=kind, path=str(path))
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    failure = _write_check(path)
+    if failure is not None:
+        raise failure
+
+
+def _write_check(path: Path) -> StorageError | None:
+    """Write a little file in `path` (then remove it): a full disk, a read-only mount and
+    permissions all fail it, for root too."""
+    try:
         fd, name = tempfile.mkstemp(dir=path, prefix=".write-check-")
         try:
             os.write(fd, b"ok")
@@ -89,12 +104,17 @@ def prepare(path: Path) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(name)
     except OSError as exc:
-        kind = kind_of(exc)
-        what = "the disk is full" if kind == "full" else "it cannot be written"
-        raise StorageError(
-            f"data_dir {path}: {what} ({exc.strerror or exc}): "
-            + ("free some space on that disk" if kind == "full" else "make it writable")
-            + f", {_POINT_ELSEWHERE}",
-            kind=kind,
-            path=str(path),
-        ) from None
+        return _unwritable(path, exc)
+    return None
+
+
+def _unwritable(path: Path, exc: OSError) -> StorageError:
+    kind = kind_of(exc)
+    what, to_do = ("the disk is full", "free some space on that disk")
+    if kind != "full":
+        what, to_do = ("it cannot be written", "make it writable")
+    return StorageError(
+        f"data_dir {path}: {what} ({exc.strerror or exc}): {to_do}, {_POINT_ELSEWHERE}",
+        kind=kind,
+        path=str(path),
+    )
