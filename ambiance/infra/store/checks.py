@@ -76,6 +76,14 @@ def file_state(db: Path) -> State:
         with db.open("rb") as f:
             head = f.read(len(HEADER))
     except FileNotFoundError:
+        latest = backups.newest(backups.folder_of(db))
+        if latest is not None:  # moved aside, most likely, to start anew: said all the same
+            log.warning(
+                "store: no database at %s, a new one is made; the backups of the last one "
+                "are kept (ambiance restore %s brings it back)",
+                db,
+                latest,
+            )
         return "new"
     except IsADirectoryError:
         raise damaged(db, "is a folder, not a database file") from None

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from ambiance.errors import ConfigError
+from ambiance.errors import ConfigError, StorageError
 from ambiance.infra.jsonfile import write_json_atomic
 from ambiance.infra.store.faults import storage_error
 
@@ -103,9 +103,12 @@ class Tokens:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             stored = _Stored(bytes.fromhex(data["salt"]), str(data["hash"]), stamp)
-        except OSError as exc:
-            raise ConfigError(
-                [f"{self.path}: cannot read the token file ({exc.strerror or exc})"]
+        except OSError as exc:  # the disk, not the file's content: StorageError (503)
+            raise StorageError(
+                f"{self.path} cannot be read ({exc.strerror or exc}): make it readable for "
+                "the user ambiance runs as",
+                kind="io",
+                path=str(self.path),
             ) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
