@@ -3,8 +3,10 @@
 chmod does not stop root from writing, so a read-only data dir is a read-only bind mount
 and a full disk is a small tmpfs, each in a mount namespace of the process's own:
 `unshare -rm` maps the user to root in a new user namespace, where it may mount, so
-neither sudo nor root is needed, and nothing outside the namespace sees the mounts. The
-test reaches the namespace's files through `/proc/<pid>/root` (`inside`).
+neither sudo nor root is needed (root where user namespaces are barred, as in a container,
+uses `unshare -m`), and nothing outside the namespace sees the mounts. The test reaches
+the namespace's files through `/proc/<pid>/root` (`inside`). Where neither is allowed, the
+test is skipped and says why.
 """
 
 from __future__ import annotations
@@ -28,44 +30,48 @@ _FULL_DISK = (
 
 
 @functools.cache
-def _unavailable() -> str | None:
-    """Why mount namespaces cannot be had here, or None."""
+def _unshare() -> list[str] | str:
+    """The `unshare` that gives a mount namespace here, or why there is none: a user
+    namespace first (any user), else, for root without one, a mount namespace alone."""
     if shutil.which("unshare") is None:
         return "no unshare(1) (util-linux) on this machine"
-    probe = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs tmpfs "$0"', "/tmp"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if probe.returncode != 0:
-        return f"user and mount namespaces are not allowed here: {probe.stderr.strip()}"
-    return None
+    tries = [["unshare", "-rm"]] + ([["unshare", "-m"]] if os.geteuid() == 0 else [])
+    said = ""
+    for command in tries:
+        probe = subprocess.run(
+            [*command, "sh", "-c", 'mount -t tmpfs tmpfs "$0"', "/tmp"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if probe.returncode == 0:
+            return command
+        said = probe.stderr.strip()
+    return f"user and mount namespaces are not allowed here ({said})"
 
 
-def need_namespaces() -> None:
-    """Skip the test, saying why, where a real read-only or full disk cannot be made."""
-    reason = _unavailable()
-    if reason is not None:
-        pytest.skip(f"needs a mount namespace for a real read-only or full disk: {reason}")
+def need_namespaces() -> list[str]:
+    """The `unshare` command to use; skips the test, saying why, where a real read-only or
+    full disk cannot be made."""
+    found = _unshare()
+    if isinstance(found, str):
+        pytest.skip(f"needs a mount namespace for a real read-only or full disk: {found}")
+    return found
 
 
 def read_only(folder: Path) -> list[str]:
     """The command prefix that runs a command with `folder` mounted read-only."""
-    need_namespaces()
-    return ["unshare", "-rm", "sh", "-c", _READ_ONLY, str(folder)]
+    return [*need_namespaces(), "sh", "-c", _READ_ONLY, str(folder)]
 
 
 def small_disk(folder: Path, size: str = "8m") -> list[str]:
     """The command prefix that runs a command with an empty disk of `size` at `folder`."""
-    need_namespaces()
-    return ["unshare", "-rm", "sh", "-c", _SMALL_DISK.format(size=size), str(folder)]
+    return [*need_namespaces(), "sh", "-c", _SMALL_DISK.format(size=size), str(folder)]
 
 
 def full_disk(folder: Path) -> list[str]:
     """The command prefix that runs a command with a full disk at `folder`."""
-    need_namespaces()
-    return ["unshare", "-rm", "sh", "-c", _FULL_DISK, str(folder)]
+    return [*need_namespaces(), "sh", "-c", _FULL_DISK, str(folder)]
 
 
 def inside(pid: int, path: Path) -> Path:
