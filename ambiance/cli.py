@@ -1,4 +1,4 @@
-"""`ambiance serve | token | check | pair | chime`.
+"""`ambiance serve | token | check | backup | restore | pair | chime`.
 
 `serve` (HTTP) lives in the web package, api/serve.py: it is found through the
 `ambiance.commands` entry point group, so the core imports no web framework.
@@ -11,6 +11,7 @@ import asyncio
 import logging
 import socket
 import sys
+import time
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -21,8 +22,9 @@ from ambiance.config import Settings, load_settings
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
 from ambiance.errors import AmbianceError, ConfigError
 from ambiance.infra.auth import page_link
-from ambiance.infra.store import Tokens
-from ambiance.service import check_rooms
+from ambiance.infra.store import DB_NAME, Store, Tokens, backups
+from ambiance.infra.store.restore import restore
+from ambiance.service import preflight
 
 if TYPE_CHECKING:
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -102,11 +104,46 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     found = library(settings, args.scenes)
-    check_rooms(settings, found)
+    preflight(settings, found)  # what `serve` checks before it starts, the same way
     print(
         f"ok: {len(settings.rooms)} room(s), {len(found.scenes)} scene(s), "
         f"{len(found.routines)} routine(s)"
     )
+    return 0
+
+
+# --- backup and restore -------------------------------------------------------------------
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    store = Store.in_dir(settings.data_dir)
+    if not store.db.path.exists():
+        print(f"There is no database to back up at {store.db.path}.")
+        return 1
+    store.open()  # checked first: a damaged database is refused, never backed up
+    try:
+        made = store.db.backup()
+    finally:
+        store.close()
+    folder = backups.folder_of(store.db.path)
+    if made is None:
+        print(f"Nothing changed since the newest backup, {backups.newest(folder)}.")
+    else:
+        print(f"Backed up to {made}.")
+    print(f"ambiance keeps the newest {backups.KEEP} in {folder}.")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    db = settings.data_dir / DB_NAME
+    source: Path = args.file
+    replaced = restore(source, db, time.time())
+    print(f"Restored {source} as {db}.")
+    if replaced is not None:
+        print(f"The database it replaced is kept as {replaced}.")
+    print("Start ambiance again: ambiance serve")
     return 0
 
 
@@ -180,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=cmd_check)
 
+    backup = sub.add_parser("backup", help="back the database up now, into <data dir>/backups")
+    common(backup)
+    backup.set_defaults(func=cmd_backup)
+
+    restore_ = sub.add_parser(
+        "restore", help="put a backup back in place of the database (with ambiance stopped)"
+    )
+    common(restore_)
+    restore_.add_argument(
+        "file", type=Path, help="the backup file: <data dir>/backups/ambiance-<time>.db"
+    )
+    restore_.set_defaults(func=cmd_restore)
+
     pair = sub.add_parser("pair", help="pair with a Philips Hue bridge (press its link button)")
     common(pair)
     pair.add_argument("--bridge", required=True, metavar="HOST[:PORT]")
@@ -204,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.func(args)
     except AmbianceError as exc:
         return _fail(exc)
+    except OSError as exc:  # a file the command needs: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return result

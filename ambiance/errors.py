@@ -95,6 +95,20 @@ class ConfigError(AmbianceError):
         self.problems = problems
 
 
+class StorageError(AmbianceError):
+    """The data dir or the database cannot be written or read: read-only, full, damaged.
+
+    `kind` says which (`read_only`, `full`, `io`, `busy`, `damaged`, `not_a_directory`);
+    the message says what, where, and what to do."""
+
+    code = "storage_error"
+
+    def __init__(self, message: str, *, kind: str, path: str) -> None:
+        super().__init__(message, detail={"kind": kind, "path": path})
+        self.kind = kind
+        self.path = path
+
+
 # --- devices -------------------------------------------------------------------------
 
 

@@ -6,7 +6,9 @@ The HTTP API holds one `Ambiance`; the MQTT doors see it through the narrow `Cor
 
 from __future__ import annotations
 
+import functools
 import logging
+import socket
 from pathlib import Path
 from types import TracebackType
 
@@ -14,6 +16,7 @@ from ambiance import __version__
 from ambiance.config import RoomConfig, Settings
 from ambiance.core.coordinator import Coordinator, Device, SnapT, StateT, TargetT
 from ambiance.core.events import EventBus
+from ambiance.core.health import Availability
 from ambiance.core.people import ProfileBook
 from ambiance.core.room import Room
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
@@ -27,16 +30,21 @@ from ambiance.devices.registry import BuildContext, SharedClients, registry
 from ambiance.doors.base import Door
 from ambiance.doors.discovery import Discovery
 from ambiance.doors.mqtt_api import MqttApi
-from ambiance.errors import ConfigError, NotFound, brief
-from ambiance.infra.clock import Clock, SystemClock
+from ambiance.errors import AmbianceError, ConfigError, NotFound, StorageError, brief
+from ambiance.infra import datadir
+from ambiance.infra.clock import Clock, SystemClock, Timer
 from ambiance.infra.metrics import Metrics
 from ambiance.infra.mqtt import MqttConnection
-from ambiance.infra.store import PendingRestore, SessionRecord, Store
+from ambiance.infra.mqtt.client import tls_problems
+from ambiance.infra.store import PendingRestore, SessionRecord, Store, Tokens, checks
+from ambiance.infra.store.database import DB_NAME, Database
 
 log = logging.getLogger(__name__)
 
 # Putting a room back after a restart, when its session's routine cannot be read.
 DEFAULT_RESTORE_TRANSITION = 10.0  # seconds, the routines' own default
+STORE_RETRY = 2.0  # seconds between tries of a store that failed, until it writes again
+BACKUP_INTERVAL = 24 * 3600.0  # a backup at start, then one a day while running
 
 
 def load_scenes(settings: Settings) -> Library:
@@ -56,6 +64,90 @@ def check_rooms(settings: Settings, library: Library) -> None:
         raise ConfigError(problems)
 
 
+def preflight(settings: Settings, library: Library) -> None:
+    """Everything `ambiance check` checks and `ambiance serve` checks before it starts:
+    the rooms' routines, the address to listen on, the MQTT TLS files, the data dir, the
+    database, the token file and what building the rooms reads (the Hue usernames).
+    ConfigError with every problem found."""
+    problems: list[str] = []
+    try:
+        check_rooms(settings, library)
+    except ConfigError as exc:
+        problems += exc.problems
+    problems += _listen_problems(settings.host)
+    problems += tls_problems(settings.mqtt)
+    found = datadir.problems(settings.data_dir)
+    problems += found
+    if not found:
+        for check in (
+            functools.partial(checks.inspect, settings.data_dir / DB_NAME),
+            Tokens(settings.data_dir).check,
+            Ambiance(settings, library=library).build_rooms,
+        ):
+            try:
+                check()
+            except ConfigError as exc:
+                problems += exc.problems
+            except AmbianceError as exc:
+                problems.append(exc.message)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _listen_problems(host: str) -> list[str]:
+    """Can the service listen on `host`? A free port of it is bound and let go at once
+    (whether the configured port is free is for `serve` to find: another program may hold
+    it only for now)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return [
+            f"settings: host: cannot listen on {host!r} ({reason}): give an address of this "
+            "machine (127.0.0.1 for it alone, 0.0.0.0 for the network)"
+        ]
+    return []
+
+
+class _StoreWatch:
+    """The store's health (an `Availability`: logged once on a failure, once on the
+    recovery) and, while a fault that can pass lasts (a full or read-only disk, a lock),
+    a write tried every `STORE_RETRY` seconds, so that health recovers by itself once the
+    disk can be written again. Damage does not pass: it waits for a restore."""
+
+    def __init__(self, db: Database, health: Availability, clock: Clock) -> None:
+        self.db = db
+        self.health = health
+        self.clock = clock
+        self.running = False  # probes only while the service runs
+        self._timer: Timer | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        self.health.failed(exc)
+        damaged = isinstance(exc, StorageError) and exc.kind == "damaged"
+        if self.running and self._timer is None and not damaged:
+            # On the wall clock, as the rooms' timers: a fake clock moves it in tests.
+            self._timer = self.clock.call_at(self.clock.now() + STORE_RETRY, self._probe)
+
+    def ok(self) -> None:
+        self.health.ok()
+
+    def stop(self) -> None:
+        self.running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _probe(self) -> None:
+        self._timer = None
+        if self.running:
+            self.db.probe()  # a failure arms the next try (failed())
+
+
 class Ambiance:
     def __init__(
         self,
@@ -71,6 +163,13 @@ class Ambiance:
         self.library = library
         self.rooms: dict[str, Room] = {}
         self.store = Store.in_dir(settings.data_dir)
+        self.store_watch = _StoreWatch(
+            self.store.db,
+            Availability("", "store", "sqlite", self.bus, self.clock, self.metrics),
+            self.clock,
+        )
+        self.store.db.monitor = self.store_watch
+        self._backup_timer: Timer | None = None
         self.profiles = ProfileBook(self.store, self.clock)
         self.mqtt = MqttConnection(settings.mqtt, self.bus, self.clock, metrics=self.metrics)
         self.mqtt_api = MqttApi(self, self.mqtt)
@@ -82,12 +181,27 @@ class Ambiance:
         self.shared.add("mqtt", self.mqtt)
 
     async def start(self) -> None:
+        """Start everything; an error (a refusal: ConfigError, StorageError) stops what
+        had started before it is raised."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         if self.library is None:
             self.library = load_scenes(self.settings)
         check_rooms(self.settings, self.library)
-        self.store.open()  # ConfigError when it is from a newer ambiance, or not a database
-        for name, config in self.settings.rooms.items():
-            self.rooms[name] = self._build_room(name, config, self.library)
+        # The data dir must take a write before anything is acknowledged; the database is
+        # checked (and refused with the backup to restore), then backed up (backups.py).
+        datadir.prepare(self.settings.data_dir)
+        self.store.open(backup=True)
+        self.store_watch.running = True
+        self._backup_timer = self.clock.call_at(
+            self.clock.now() + BACKUP_INTERVAL, self._daily_backup
+        )
+        self.build_rooms()
         # MQTT connects in the background (a broker that is down is fine), then the bridges.
         await self.shared.start()
         for room in self.rooms.values():
@@ -104,7 +218,26 @@ class Ambiance:
         for door in reversed(self.doors):
             await door.stop()
         await self.shared.stop()
+        if self._backup_timer is not None:
+            self._backup_timer.cancel()
+            self._backup_timer = None
+        self.store_watch.stop()
         self.store.close()
+
+    def build_rooms(self) -> None:
+        """Build every room and its devices (nothing starts: constructors only assign)."""
+        assert self.library is not None
+        for name, config in self.settings.rooms.items():
+            self.rooms[name] = self._build_room(name, config, self.library)
+
+    def _daily_backup(self) -> None:
+        self._backup_timer = self.clock.call_at(
+            self.clock.now() + BACKUP_INTERVAL, self._daily_backup
+        )
+        try:
+            self.store.db.backup()
+        except StorageError as exc:  # the store's health says so (and logs it once)
+            log.debug("store: no backup today: %s", exc)
 
     def _pick_up_sessions(self) -> None:
         """Go on with the sessions that were running when the service stopped or crashed."""
@@ -184,10 +317,12 @@ class Ambiance:
 
     def health(self) -> Health:
         rooms = {name: room.health_status for name, room in self.rooms.items()}
+        store = self.store_watch.health.view()
         return Health(
-            status="degraded" if "degraded" in rooms.values() else "ok",
+            status="degraded" if "degraded" in rooms.values() or not store.available else "ok",
             version=__version__,
             rooms=rooms,
+            store=store,
         )
 
     # --- building -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ambiance.errors import (
     DeviceUnavailable,
     InvalidInput,
     NotFound,
+    StorageError,
 )
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ STATUS: list[tuple[type[AmbianceError], int]] = [
     (Conflict, 409),
     (InvalidInput, 422),
     (ConfigError, 422),
+    (StorageError, 503),  # the service's disk: worth trying again once it is fixed
     (DeviceUnavailable, 503),
     (DeviceError, 502),
 ]

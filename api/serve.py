@@ -12,11 +12,12 @@ import socket
 from ambiance import __version__
 from ambiance.cli import Subcommands, common, library, settings_from, urls
 from ambiance.config import Settings
-from ambiance.infra import logs
+from ambiance.errors import AmbianceError
+from ambiance.infra import datadir, logs
 from ambiance.infra.auth import page_link, token_required
 from ambiance.infra.memory import freeze_startup_objects
 from ambiance.infra.store import Tokens
-from ambiance.service import Ambiance, check_rooms
+from ambiance.service import Ambiance, preflight
 
 
 def register(subcommands: Subcommands) -> None:
@@ -43,17 +44,32 @@ def run(args: argparse.Namespace) -> int:
         args, host=args.host, port=args.port, log_level=args.log_level, log_format=args.log_format
     )
     scenes = library(settings)  # fail here, with the file and field, before binding
-    check_rooms(settings, scenes)
+    preflight(settings, scenes)  # what `ambiance check` checks, the same way
     json_logs = settings.log_format == "json"
     logs.setup(settings.log_level, json=json_logs)
+    datadir.prepare(settings.data_dir)  # made, and taking a write, before the token is
     # The API token: made on the first start and shown that once (only its hash is kept).
     new_token = Tokens(settings.data_dir).ensure()
     core = Ambiance(settings, library=scenes)
-    app = create_app(core, manage_core=True)
+    app = create_app(core, manage_core=False)  # the server below starts and stops it
+    refused: list[AmbianceError] = []
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
+            # The core starts here rather than in the app's lifespan, where uvicorn would
+            # print a refusal (a damaged database, a full disk) as a traceback: it is said
+            # in one line by the command line, and the process exits 1.
+            try:
+                await core.start()
+            except AmbianceError as exc:
+                refused.append(exc)
+                self.should_exit = True
+                return
+            try:
+                await super().startup(sockets)
+            except BaseException:  # the port is taken: uvicorn has said so, and exits
+                await core.stop()
+                raise
             if self.started:
                 port = self.servers[0].sockets[0].getsockname()[1] if self.servers else args.port
                 here, lan = urls(settings.host, port)
@@ -65,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
                     _show_new_token(lan or here, new_token, settings)
                 freeze_startup_objects()  # the core is up: its rooms live as long as we do
 
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            await core.stop()
+
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -74,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
     )
     Server(config).run()
+    if refused:
+        raise refused[0]
     return 0
 
 

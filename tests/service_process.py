@@ -8,14 +8,18 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 
 class ServiceProcess:
     """Starts `ambiance serve --port 0` and learns its URL from what it prints."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None
+    ) -> None:
         self.args = args
+        self.prefix = prefix or []  # a command to run it under (tests/mounts.py)
         self.env = {**os.environ, **(env or {})}
         self.url = ""
         self.output: list[str] = []
@@ -25,7 +29,7 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30) -> str:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ambiance", "serve", "--port", "0", *self.args],
+            [*self.prefix, sys.executable, "-m", "ambiance", "serve", "--port", "0", *self.args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -38,9 +42,10 @@ class ServiceProcess:
             target=lambda: [self._lines.put(line) for line in stdout], daemon=True
         )
         self._reader.start()
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                line = self._lines.get(timeout=timeout)
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 self.kill()
                 raise TimeoutError("ambiance did not start:\n" + "".join(self.output)) from None
@@ -50,6 +55,23 @@ class ServiceProcess:
                 return self.url
             if process.poll() is not None and self._lines.empty():
                 raise RuntimeError("ambiance exited:\n" + "".join(self.output))
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def wait_for_line(self, text: str, timeout: float = 30) -> str:
+        """Block until the service prints a line with `text` (its log goes to stdout too)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"no line with {text!r}:\n" + "".join(self.output)) from None
+            self.output.append(line)
+            if text in line:
+                return line
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash or a power cut of the process."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -192,3 +194,176 @@ def test_chime_writes_a_short_wav(tmp_path: Path) -> None:
         assert 0.5 < seconds < 3
         assert wav.getnchannels() == 1
     assert "mpc update" in result.stdout
+
+
+# --- check and serve agree ---------------------------------------------------------------
+
+PAGE_OF_GARBAGE = b"\xde\xad\xbe\xef" * 4
+
+
+def _database(data: Path, *, version: int | None = None) -> Path:
+    """A real database with a profile in it, as a service leaves it."""
+    from ambiance.infra.store import Store
+
+    with Store.in_dir(data) as store:
+        store.profiles.put("sam", {"name": "sam"}, at=1.0)
+    db = data / "ambiance.db"
+    if version is not None:
+        conn = sqlite3.connect(db)
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.close()
+    return db
+
+
+def _spoiled(data: Path) -> None:
+    db = _database(data)
+    conn = sqlite3.connect(db)
+    page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'profiles'").fetchone()
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with db.open("r+b") as f:
+        f.seek((page[0] - 1) * size + 8)
+        f.write(PAGE_OF_GARBAGE)
+
+
+def _emptied(data: Path) -> None:
+    from ambiance.infra.store import Store
+
+    _database(data)
+    store = Store.in_dir(data)
+    store.open(backup=True)
+    store.close()
+    (data / "ambiance.db").write_bytes(b"")
+
+
+def _foreign(data: Path) -> None:
+    data.mkdir(parents=True)
+    conn = sqlite3.connect(data / "ambiance.db")
+    conn.execute("CREATE TABLE recipes (name TEXT)")
+    conn.commit()
+    conn.close()
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+# Each: the config's text (with {tmp}) and what to do to the data dir before both run.
+BAD_STARTS: dict[str, tuple[str, Any]] = {
+    "tls-ca-file-missing": ("mqtt: {host: 127.0.0.1, tls: true, ca_file: /nonexistent}", None),
+    "tls-ca-file-not-a-certificate": (
+        "mqtt: {host: 127.0.0.1, ca_file: {tmp}/ca.crt}",
+        lambda data, tmp: _write(tmp / "ca.crt", "not a certificate\n"),
+    ),
+    "tls-client-certificate-not-one": (
+        "mqtt: {host: 127.0.0.1, cert_file: {tmp}/c.crt, key_file: {tmp}/c.key}",
+        lambda data, tmp: (_write(tmp / "c.crt", "nope\n"), _write(tmp / "c.key", "nope\n")),
+    ),
+    "data-dir-is-a-file": ("{}", lambda data, tmp: _write(data, "")),
+    "data-dir-under-a-file": (
+        "data_dir: {tmp}/file/data",
+        lambda data, tmp: _write(tmp / "file", ""),
+    ),
+    "database-damaged": ("{}", lambda data, tmp: _spoiled(data)),
+    "database-not-sqlite": ("{}", lambda data, tmp: _write(data / "ambiance.db", "hello " * 50)),
+    "database-emptied": ("{}", lambda data, tmp: _emptied(data)),
+    "database-not-ours": ("{}", lambda data, tmp: _foreign(data)),
+    "database-newer": ("{}", lambda data, tmp: _database(data, version=99)),
+    "host-not-of-this-machine": ("host: 192.0.2.1", None),  # TEST-NET-1: nobody's
+    "token-file-broken": ("{}", lambda data, tmp: _write(data / "auth.json", "{nope")),
+    "hue-usernames-broken": (
+        "rooms: {bedroom: {lights: {backend: hue, bridge: '127.0.0.1:9', group: Bedroom}}}",
+        lambda data, tmp: _write(data / "hue.json", "[nope"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STARTS))
+def test_what_serve_refuses_check_names_first_in_the_same_words(tmp_path: Path, case: str) -> None:
+    text, spoil = BAD_STARTS[case]
+    data = tmp_path / "data"
+    config = tmp_path / "ambiance.yaml"
+    config.write_text(text.replace("{tmp}", str(tmp_path)) + "\n")
+    if spoil is not None:
+        spoil(data, tmp_path)
+    args = ("--config", str(config), "--data-dir", str(data))
+    if "data_dir:" in text:
+        args = ("--config", str(config))
+    before = _listing(tmp_path)
+
+    check = run("check", *args)
+    serve = run("serve", "--port", "0", *args)
+
+    assert check.returncode == serve.returncode == 1, check.stderr + serve.stdout + serve.stderr
+    for result in (check, serve):
+        assert "Traceback" not in result.stderr, result.stderr
+    assert "is running" not in serve.stdout
+    assert _errors(serve) == _errors(check) != [], serve.stderr
+    assert _listing(tmp_path) == before  # neither made nor changed anything
+
+
+@pytest.mark.parametrize("disk", ["read-only", "full"])
+def test_a_data_dir_that_takes_no_write_is_named_by_check_and_refused_by_serve(
+    tmp_path: Path, disk: str
+) -> None:
+    from tests import mounts
+
+    data = tmp_path / "data"
+    data.mkdir()
+    prefix = mounts.read_only(data) if disk == "read-only" else mounts.full_disk(data)
+
+    def under(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*prefix, sys.executable, "-m", "ambiance", *args, "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    check, serve = under("check"), under("serve", "--port", "0")
+    assert check.returncode == serve.returncode == 1, check.stderr + serve.stderr
+    expected = {
+        "read-only": f"error: data_dir {data} cannot be written (a read-only disk, or no "
+        "permission for the user ambiance runs as): make it writable, or point data_dir "
+        "(--data-dir, AMBIANCE_DATA_DIR) elsewhere",
+        "full": f"error: data_dir {data}: the disk is full (No space left on device): free "
+        "some space on that disk, or point data_dir (--data-dir, AMBIANCE_DATA_DIR) elsewhere",
+    }[disk]
+    assert _errors(serve) == _errors(check) == [expected]
+    assert "Traceback" not in serve.stderr + check.stderr
+
+
+def _errors(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes() if path.is_file() else b"<dir>"
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def test_backup_and_restore_from_the_command_line(data_dir: Path) -> None:
+    assert run("backup").returncode == 1  # no database yet: nothing to back up, and said
+    db = _database(data_dir)
+    made = run("backup")
+    assert made.returncode == 0, made.stderr
+    line = made.stdout.splitlines()[0]
+    assert line.startswith(f"Backed up to {data_dir / 'backups'}/ambiance-")
+    backup = Path(line.removeprefix("Backed up to ").removesuffix("."))
+    again = run("backup")
+    assert again.stdout.splitlines()[0] == f"Nothing changed since the newest backup, {backup}."
+
+    db.write_bytes(b"")  # lost
+    restored = run("restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT name FROM profiles").fetchall() == [("sam",)]
+    conn.close()
+    refused = run("restore", str(data_dir / "nope.db"))
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        f"error: {data_dir / 'nope.db'}: no such backup file\n",
+    )

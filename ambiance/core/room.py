@@ -31,7 +31,7 @@ from ambiance.devices.distractions import DistractionsCoordinator, distractions_
 from ambiance.devices.lights.views import LightsCoordinator, lights_view
 from ambiance.devices.music.base import MusicCoordinator, music_view
 from ambiance.devices.phones import Phones, iso
-from ambiance.errors import AmbianceError, Conflict
+from ambiance.errors import AmbianceError, Conflict, StorageError
 from ambiance.infra import logs
 from ambiance.infra.clock import Clock, Timer
 from ambiance.infra.metrics import Metrics
@@ -108,7 +108,12 @@ class Room:
             log.info(
                 "%s: session %s will go on when the service is back", self.name, self.session.id
             )
-            self._persist(self.session)
+            try:
+                self._persist(self.session)
+            except StorageError as exc:  # going away: all that is left is to say so
+                log.error(
+                    "%s: session %s not saved at shutdown: %s", self.name, self.session.id, exc
+                )
         # A session that just ended is not in the store any more as running: let its
         # restore finish, or the room would stay as the session left it.
         restoring = [c for c in self.coordinators if c.restoring]
@@ -251,6 +256,7 @@ class Room:
         try:
             with logs.context(room=self.name):
                 yield
+                self._save()
         except AmbianceError as exc:
             outcome = exc.code
             raise
@@ -270,6 +276,7 @@ class Room:
         self._show(scene)
         self._sync_phones()
         self.bus.publish(Event("room.scene", self.name, self.clock.now(), {"scene": scene.name}))
+        self._save()
         return scene
 
     # --- views ----------------------------------------------------------------------
@@ -438,6 +445,15 @@ class Room:
             return session.scenes[name]
         return self.library.scene(name)
 
+    def _save(self) -> None:
+        """Write what a command changed now, not at the end of the turn: a command is not
+        acknowledged before its change is saved. When it cannot be, `StorageError` reaches
+        the door (HTTP 503, MQTT `<room>/error`); the room has changed all the same (the
+        person in it is obeyed: a stop still puts the room back), and the writes are kept
+        and done once the disk takes them (writebehind.py)."""
+        if self.store is not None:
+            self.store.flush()
+
     def _persist(self, session: Session, *, soon: bool = False) -> None:
         if self.store is None:
             return
@@ -464,13 +480,23 @@ class Room:
         session = self.session
         if self.store is None or session is None:
             return
-        self._persist(session)  # the snapshot refers to the session: it must be stored first
-        coordinator = self.devices[device]
-        self.store.snapshots.save(session.id, device, coordinator.backend.dump_snapshot(snapshot))
+        data = self.devices[device].backend.dump_snapshot(snapshot)
+        try:
+            self._persist(session)  # the snapshot refers to the session: stored first
+            self.store.snapshots.save(session.id, device, data)
+        except StorageError:
+            # Not saved now (the store's health says why, once): held, after the session's
+            # own save, until the disk takes them. The device goes on all the same.
+            self._persist(session, soon=True)
+            self.store.snapshots.save_soon(session.id, device, data)
 
     def _restored(self, device: str) -> None:
-        if self.store is not None:
+        if self.store is None:
+            return
+        try:
             self.store.snapshots.mark_restored(self.name, device, at=self.clock.now())
+        except StorageError:  # as for a snapshot: held until the disk takes it
+            self.store.snapshots.mark_restored_soon(self.name, device, at=self.clock.now())
 
     def _schedule(self) -> None:
         self._cancel_timer()

@@ -192,11 +192,15 @@ class StateMessage(View):
 
 
 class Health(View):
-    """The service's health: every room's, and the version."""
+    """The service's health: every room's, the store's, and the version."""
 
     status: HealthStatus
     version: str
     rooms: dict[str, HealthStatus]
+    store: DeviceHealth = Field(
+        description="The database in the data dir: unavailable while what is changed "
+        "cannot be saved (a full or read-only disk, a damaged database), with the reason."
+    )
 
 
 class SessionSummary(View):

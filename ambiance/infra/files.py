@@ -23,6 +23,11 @@ class UnreadableFile(ValueError):
     """
 
 
+class RefusedBySystem(UnreadableFile):
+    """The system would not let us read the file (permissions, an I/O error): a fault of
+    the disk or its setup, not of what the file says."""
+
+
 def size_text(size: int) -> str:
     """`262144` -> `256 KiB`: a limit as people read it."""
     for unit, factor in (("MiB", MiB), ("KiB", KiB)):
@@ -48,7 +53,7 @@ def read_text(path: Path, max_bytes: int, kind: str = "this kind of file") -> st
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise UnreadableFile(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+        raise RefusedBySystem(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
         raise UnreadableFile(_too_large(path, f"more than {max_bytes:,} bytes", max_bytes, kind))
     try:

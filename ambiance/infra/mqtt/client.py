@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
@@ -66,6 +67,55 @@ def _set_tls(client: mqtt.Client, settings: MqttSettings) -> None:
         raise ConfigError([f"mqtt: cannot use the TLS files ({names}): {exc}"]) from None
     if settings.tls_insecure:
         client.tls_insecure_set(True)
+
+
+def tls_problems(settings: MqttSettings) -> list[str]:
+    """What would keep the TLS files from being used, found as `new_client` would meet it
+    (loading them into an SSL context), one line per field: `ambiance check` reports it,
+    and `serve` refuses to start with it rather than fail when MQTT starts."""
+    if settings.host is None or not settings.tls:
+        return []
+    files = {"ca_file": settings.ca_file, "cert_file": settings.cert_file}
+    files["key_file"] = settings.key_file
+    problems = []
+    for field, path in files.items():
+        if path is None:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            problems.append(f"settings: mqtt.{field}: {path} cannot be read ({exc.strerror})")
+    if problems:
+        return problems
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if settings.ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=settings.ca_file)
+        except (ssl.SSLError, ValueError) as exc:
+            problems.append(
+                f"settings: mqtt.ca_file: {settings.ca_file} holds no CA certificate in PEM "
+                f"form ({exc})"
+            )
+    if settings.cert_file is not None:
+        try:
+            # No password: an encrypted key would make OpenSSL ask on the terminal.
+            context.load_cert_chain(settings.cert_file, settings.key_file, password=_no_password)
+        except (ssl.SSLError, ValueError, _EncryptedKey) as exc:
+            problems.append(
+                f"settings: mqtt.cert_file, mqtt.key_file: {settings.cert_file} and "
+                f"{settings.key_file} are not a client certificate and its key in PEM form "
+                f"({exc or 'the key is encrypted: give one without a password'})"
+            )
+    return problems
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_password() -> str:
+    raise _EncryptedKey()
 
 
 def _log_paho(client: mqtt.Client, userdata: Any, level: int, text: str) -> None:

@@ -11,7 +11,10 @@ one SQLite file (`Database`, database.py); and the API token's hash, in a file o
 a small class over it (`store.sessions`, `store.snapshots`, `store.dnd`, `store.profiles`,
 `store.feedback`), plus `store.tokens`. Every repository method is one short transaction,
 except the `*_soon` ones, which wait for the end of the event loop's turn
-(writebehind.py: the rule for "no loop" is there).
+(writebehind.py: the rule for "no loop" is there). A read or write that fails raises
+`StorageError` (faults.py); the file is checked at open (checks.py) and backed up into
+`<data dir>/backups/` (backups.py), from where `ambiance restore` puts one back
+(restore.py).
 """
 
 from __future__ import annotations
@@ -62,8 +65,13 @@ class Store:
         """The store at its usual place: `<data dir>/ambiance.db`."""
         return cls(data_dir / DB_NAME)
 
-    def open(self) -> None:
-        self.db.open()
+    def open(self, *, backup: bool = False) -> None:
+        """Open the database (`Database.open`: checked first; with `backup`, backed up)."""
+        self.db.open(backup=backup)
+
+    def flush(self) -> None:
+        """Write what is held for the end of the turn now; `StorageError` if it cannot be."""
+        self.db.flush()
 
     def close(self) -> None:
         self.db.close()

@@ -51,21 +51,46 @@ class Snapshots:
         """Keep a device's snapshot for a (saved) session; a new one replaces the old.
         It counts as not yet put back until `mark_restored`."""
         with self.db.write() as conn:
-            conn.execute(
-                "INSERT INTO snapshots (session_id, device, data) VALUES (?, ?, ?)"
-                " ON CONFLICT (session_id, device) DO UPDATE SET"
-                " data = excluded.data, restored_at = NULL",
-                (session_id, device, dumps(data)),
-            )
+            self._upsert(conn, session_id, device, dumps(data))
+
+    def save_soon(self, session_id: str, device: str, data: Any) -> None:
+        """`save` at the end of this turn of the running loop (writebehind.py): for a
+        snapshot that could not be saved now, kept until the disk takes it."""
+        text = dumps(data)
+
+        def write(conn: sqlite3.Connection) -> None:
+            self._upsert(conn, session_id, device, text)
+
+        self.db.defer(f"snapshot {session_id} {device}", f"the {device} snapshot", write)
 
     def mark_restored(self, room: str, device: str, *, at: float | None = None) -> None:
         """Note that a room's device is back as its snapshots say (each not yet noted)."""
         with self.db.write() as conn:
-            conn.execute(
-                "UPDATE snapshots SET restored_at = ? WHERE restored_at IS NULL AND device = ?"
-                " AND session_id IN (SELECT id FROM sessions WHERE room = ?)",
-                (time.time() if at is None else at, device, room),
-            )
+            self._mark(conn, room, device, time.time() if at is None else at)
+
+    def mark_restored_soon(self, room: str, device: str, *, at: float | None = None) -> None:
+        """`mark_restored` at the end of this turn of the running loop (see `save_soon`)."""
+        when = time.time() if at is None else at
+
+        def write(conn: sqlite3.Connection) -> None:
+            self._mark(conn, room, device, when)
+
+        self.db.defer(None, f"the {device} of {room} put back", write)
+
+    def _upsert(self, conn: sqlite3.Connection, session_id: str, device: str, data: str) -> None:
+        conn.execute(
+            "INSERT INTO snapshots (session_id, device, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (session_id, device) DO UPDATE SET"
+            " data = excluded.data, restored_at = NULL",
+            (session_id, device, data),
+        )
+
+    def _mark(self, conn: sqlite3.Connection, room: str, device: str, at: float) -> None:
+        conn.execute(
+            "UPDATE snapshots SET restored_at = ? WHERE restored_at IS NULL AND device = ?"
+            " AND session_id IN (SELECT id FROM sessions WHERE room = ?)",
+            (at, device, room),
+        )
 
     def pending_restores(self) -> list[PendingRestore]:
         """The snapshots of ended sessions whose device was never put back, oldest first.

@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from ambiance.errors import ConfigError
-from ambiance.infra.files import KiB
+from ambiance.errors import ConfigError, StorageError
+from ambiance.infra.files import KiB, RefusedBySystem
 from ambiance.infra.jsonfile import read_json, write_json_atomic
+from ambiance.infra.store.faults import storage_error
 
 AUTH_FILE: Final = "auth.json"  # the file's name inside the data dir
 AUTH_FILE_MAX_BYTES: Final = 64 * KiB  # it holds a salt and a hash: about 150 bytes
@@ -52,6 +53,10 @@ class Tokens:
     def exists(self) -> bool:
         return self.path.is_file()
 
+    def check(self) -> None:
+        """`ConfigError` when the token file is there but cannot be read (see `ensure`)."""
+        self._load()
+
     def ensure(self) -> str | None:
         """Make a token if there is none; return it when it was just made, else None."""
         if self.exists():
@@ -70,7 +75,12 @@ class Tokens:
             "hash": _hash(salt, token),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        write_json_atomic(self.path, record, dir_mode=0o700)
+        try:
+            write_json_atomic(self.path, record, dir_mode=0o700)
+        except OSError as exc:
+            raise storage_error(
+                exc, self.path, "cannot write the API token", restore=lambda: "remove it"
+            ) from None
         self._cached = None
         return token
 
@@ -93,7 +103,13 @@ class Tokens:
             return self._cached
         try:
             data = read_json(self.path, AUTH_FILE_MAX_BYTES, "a token file")
-        except ValueError as exc:  # too large, unreadable or not JSON; names the file
+        except RefusedBySystem as exc:  # the disk, not the file's content: StorageError (503)
+            raise StorageError(
+                f"{exc}: make it readable for the user ambiance runs as",
+                kind="io",
+                path=str(self.path),
+            ) from None
+        except ValueError as exc:  # too large or not JSON; names the file
             raise ConfigError([f"{exc}; make a new one: ambiance token --reset"]) from None
         try:
             stored = _Stored(bytes.fromhex(data["salt"]), str(data["hash"]), stamp)

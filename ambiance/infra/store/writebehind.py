@@ -17,7 +17,8 @@ The rules
   when it closes, so nothing ever sees the store without them.
 - A write that fails on its own (a constraint, a record that cannot be built) is logged
   and left out; the others still commit. A batch that fails as a whole (disk full, I/O
-  error) is rolled back and kept, to be tried again first thing at the next call.
+  error) is rolled back and kept, to be tried again first thing at the next call, and
+  its error is raised to the database, which says so (its health, the caller of `flush`).
 
 Not thread-safe by itself: the database calls it under its lock.
 """
@@ -64,8 +65,14 @@ class WriteBehind:
         """The loop has called: the next write held asks it again."""
         self._waiting_on = None
 
+    @property
+    def pending(self) -> int:
+        """How many writes are held."""
+        return len(self._pending)
+
     def run(self, conn: sqlite3.Connection) -> None:
-        """Do the held writes in one transaction (see the rules above)."""
+        """Do the held writes in one transaction (see the rules above); a batch that fails
+        as a whole raises its error (sqlite3.Error or OSError) once it is kept again."""
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
@@ -87,11 +94,10 @@ class WriteBehind:
                         continue
                     if done is not None:
                         committed.append(done)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError):
             # The transaction is undone; the writes are tried again at the next call (the
             # caller's own work comes after them, as always).
-            log.error("store: %d deferred writes failed, kept to retry: %s", len(pending), exc)
             self._pending = pending
-            return
+            raise
         for done in committed:
             done()

@@ -17,8 +17,15 @@ from typing import Any
 
 import pytest
 
-from ambiance.errors import ConfigError
-from ambiance.infra.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, SessionRecord, Store
+from ambiance.errors import ConfigError, StorageError
+from ambiance.infra.store import (
+    DB_NAME,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SessionRecord,
+    Store,
+    backups,
+)
 from ambiance.infra.store import schema as schema_module
 from tests.infra.store.helpers import T0, record
 
@@ -53,11 +60,14 @@ def test_use_before_open_or_after_close_is_an_error(db: Path) -> None:
         store.profiles.all()
 
 
-def test_a_file_that_is_not_a_database_is_a_config_error(db: Path) -> None:
+def test_a_file_that_is_not_a_database_is_refused_and_kept(db: Path) -> None:
     db.parent.mkdir(parents=True)
     db.write_bytes(b"this is not sqlite " * 100)
-    with pytest.raises(ConfigError, match=str(db)):
+    with pytest.raises(StorageError, match=f"{db} is not a SQLite database") as caught:
         Store(db).open()
+    assert caught.value.kind == "damaged"
+    assert "there is no backup of it" in caught.value.message
+    assert db.read_bytes() == b"this is not sqlite " * 100
 
 
 def test_rows_of_a_session_need_the_session(store: Store) -> None:
@@ -321,3 +331,106 @@ def test_every_session_written_survives_a_kill_9(db: Path) -> None:
         assert {s.id for s in active} == {f"s{i}" for i in range(CRASH_SESSIONS)}
         assert all(s.routine_data == {"i": int(s.id[1:])} for s in active)
         assert json.loads(json.dumps(active[0].as_dict()))["deadline"] == 300.0
+
+
+# --- a database that is not sound -------------------------------------------------------
+
+
+def spoil_page(db: Path, table: str) -> bytes:
+    """16 bytes of garbage over a table's page; the file as it is then."""
+    conn = sqlite3.connect(db)
+    number = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,))
+    page = int(number.fetchone()[0])
+    size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    conn.close()
+    with db.open("r+b") as f:
+        f.seek((page - 1) * size + 8)
+        f.write(b"\xde\xad\xbe\xef" * 4)
+    return db.read_bytes()
+
+
+def test_a_damaged_page_is_refused_at_open_naming_the_backup_and_the_file_kept(
+    db: Path,
+) -> None:
+    store = Store(db)
+    store.open(backup=True)
+    store.profiles.put("sam", {"name": "sam"}, at=T0)
+    store.close()
+    store.open(backup=True)  # the backup with sam in it
+    store.close()
+    newest = backups.newest(db.parent / "backups")
+    spoiled = spoil_page(db, "profiles")
+
+    with pytest.raises(StorageError) as caught:
+        Store(db).open(backup=True)
+
+    assert caught.value.kind == "damaged"
+    message = caught.value.message
+    assert message.startswith(f"{db} is damaged (")
+    assert "\n" not in message  # one line
+    assert message.endswith(
+        f"stop ambiance and restore the newest backup: ambiance restore {newest}"
+    )
+    assert db.read_bytes() == spoiled  # never written, deleted or moved
+    assert backups.newest(db.parent / "backups") == newest  # no copy of it
+
+
+def test_an_empty_file_is_a_new_database_unless_backups_say_it_had_data(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"")  # what SQLite makes for a new database, too
+    store = Store(db)
+    store.open(backup=True)
+    store.profiles.put("sam", {"name": "sam"}, at=T0)
+    store.close()
+    db.write_bytes(b"")  # emptied: now there are backups of it
+
+    with pytest.raises(StorageError, match=r"is empty \(0 bytes\), but it had data") as caught:
+        Store(db).open()
+    assert "ambiance restore " in caught.value.message
+    assert db.read_bytes() == b""
+
+
+def test_a_sqlite_database_that_is_not_ours_is_refused_and_kept(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE recipes (name TEXT)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(
+        StorageError, match=r"is a SQLite database, but not ambiance's \(tables: recipes\)"
+    ):
+        Store(db).open()
+    assert db.read_bytes() == before
+
+
+def test_a_missing_table_of_its_version_is_refused(db: Path) -> None:
+    with Store(db):
+        pass
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE dnd")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageError, match=r"lacks tables of ambiance's schema version .*: dnd"):
+        Store(db).open()
+
+
+def test_damage_found_while_open_stays_and_refuses_writes(db: Path) -> None:
+    with Store(db) as store:
+        store.profiles.put("sam", {"name": "sam"}, at=T0)
+    with Store(db) as store:
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        spoil_page(db, "profiles")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("PRAGMA user_version = 4")  # the store's cache of the page is stale
+        other.execute("COMMIT")
+        other.close()
+        with pytest.raises(StorageError, match="is damaged"):
+            store.profiles.all()
+        with pytest.raises(StorageError, match=r"^not saved: .* is damaged"):
+            store.dnd.save("bedroom", "anna", {"state": "on"})  # another table, all the same
+        assert store.db.problem is not None and store.db.problem.kind == "damaged"
+        assert store.db.probe() is False
+        assert store.sessions.history() == []  # reads of sound pages go on
+        assert store.db.problem.kind == "damaged"

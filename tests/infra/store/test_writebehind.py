@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ambiance.errors import StorageError
 from ambiance.infra.store import SessionRecord, Store
 from tests.infra.store.helpers import T0, raw, record
 
@@ -79,7 +80,7 @@ async def test_a_save_soon_that_fails_is_logged_and_the_others_are_kept(
 
 @pytest.mark.anyio
 async def test_a_batch_that_fails_is_kept_and_written_at_the_next_call(
-    store: Store, db: Path, caplog: pytest.LogCaptureFixture
+    store: Store, db: Path
 ) -> None:
     builds: list[str] = []
 
@@ -96,15 +97,19 @@ async def test_a_batch_that_fails_is_kept_and_written_at_the_next_call(
     store.sessions.log_command_soon("s1", T0, "start", {})
     store.dnd.save_soon("bedroom", "anna", {"state": "on"}, at=T0)
     turn_over = asyncio.Event()
-    with caplog.at_level(logging.ERROR, logger="ambiance.infra.store"):
-        asyncio.get_running_loop().call_soon(turn_over.set)
-        await turn_over.wait()
-        assert "3 deferred writes failed, kept to retry" in caplog.text
-        assert store.sessions.get("s1") is None  # tried again first, failed again: still kept
+    asyncio.get_running_loop().call_soon(turn_over.set)
+    await turn_over.wait()
+    problem = store.db.problem
+    assert problem is not None and problem.kind == "busy"
+    assert problem.message.startswith("a change was not saved (kept, to be saved once it can be)")
+    assert store.sessions.get("s1") is None  # tried again first, failed again: still kept
+    with pytest.raises(StorageError, match="is locked by another process"):
+        store.flush()  # a command that must be saved hears of it
     other.execute("COMMIT")
     other.close()
     # The lock is free: the next call writes them first, in their order, in one go.
     assert store.sessions.get("s1") is not None
+    assert store.db.problem is None
     assert builds == ["s1"]  # built once, when the batch went through
     assert [c["action"] for c in store.sessions.commands("s1")] == ["start"]
     assert store.dnd.states("bedroom") == {"anna": {"state": "on"}}
