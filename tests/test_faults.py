@@ -468,7 +468,7 @@ async def test_deeply_nested_json_on_every_topic_we_read_is_reported_never_a_tra
             warnings = sorted(r.getMessage() for r in records if r.levelno == logging.WARNING)
             assert warnings == sorted(
                 [f"mqtt: {topic}: {what} is nested too deeply" for topic, what in devices.items()]
-                + ["bedroom: bad MQTT command: command is nested too deeply"]
+                + ["bedroom: MQTT command not done (invalid_input): command is nested too deeply"]
             )
             room = core.room("bedroom")
             assert room.distractions is not None

@@ -175,7 +175,9 @@ class MqttApi:
     def _report(
         self, room: str, code: str, text: str, payload: bytes, command_id: str | None
     ) -> None:
-        log.warning("%s: bad MQTT command: %s", room, text)
+        # Not only bad input: a sound command whose change could not be saved (a full disk)
+        # or a device that is down is reported here too, so the log says what it was.
+        log.warning("%s: MQTT command not done (%s): %s", room, code, text)
         shown = payload[:SHOWN].decode("utf-8", errors="replace")
         self.mqtt.publish(
             self.mqtt.topic(room, "error"),
