@@ -17,7 +17,8 @@ from ambiance.config import RoomConfig, Settings
 from ambiance.core.coordinator import Coordinator, Device, SnapT, StateT, TargetT
 from ambiance.core.events import EventBus
 from ambiance.core.health import Availability
-from ambiance.core.people import ProfileBook
+from ambiance.core.people import FeedbackTaken, ProfileBook
+from ambiance.core.profiles import Feedback
 from ambiance.core.room import Room
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
 from ambiance.core.status import Status
@@ -314,6 +315,15 @@ class Ambiance:
         room = self.rooms.get(record.room)
         live = room.live_record(record.id) if room is not None else None
         return record if live is None else live
+
+    def give_feedback(self, record: SessionRecord, feedback: Feedback) -> FeedbackTaken:
+        """Keep a session's feedback (once: `AlreadyGiven` otherwise) and let its profile
+        learn; the session's room then tells every phone that it was given."""
+        taken = self.profiles.feedback(record, feedback)
+        room = self.rooms.get(record.room)
+        if room is not None:
+            room.feedback_given(record.id, taken.given)
+        return taken
 
     def health(self) -> Health:
         rooms = {name: room.health_status for name, room in self.rooms.items()}

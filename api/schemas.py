@@ -25,6 +25,7 @@ from ambiance.core.profiles import (
     Warmth,
 )
 from ambiance.core.views import (
+    FeedbackGiven,
     Health,
     RoomSummary,
     RoomView,
@@ -101,3 +102,8 @@ class ProfileExport(BaseModel):
 class FeedbackResult(BaseModel):
     session: str
     profile: Profile | None = Field(description="The profile as it learned, if any.")
+    feedback: FeedbackGiven = Field(description="The feedback kept: its id, when and whose.")
+    ignored: list[str] = Field(
+        description="Stages named that the session never reached: kept out, not learned."
+    )
+    warnings: list[str] = Field(description="What was left out, and why, in words.")

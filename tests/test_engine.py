@@ -351,3 +351,48 @@ def test_a_record_picked_up_late_catches_up_with_the_stages() -> None:
     clock.advance(1000)  # and long after the end
     assert [e.kind for e in copy.tick()][-1] == "session.ended"
     assert copy.ended_at == copy.started_at + 210
+
+
+# --- the stages reached -------------------------------------------------------------------
+
+
+def test_the_stages_reached_are_recorded_in_the_order_first_entered() -> None:
+    session, _ = start()
+    assert session.reached == ["prepare"]
+    session.goto("b")  # a is passed over: never reached
+    session.previous()  # back to a: now it is
+    session.next()  # b again: not twice
+    assert session.reached == ["prepare", "b", "a"]
+    assert session.view().reached == ["prepare", "b", "a"]
+    session.stop()
+    assert session.reached == ["prepare", "b", "a"]  # c never was
+
+
+def test_stages_run_out_by_the_timer_are_reached_also_after_a_gap() -> None:
+    session, clock = start("timed")
+    record = session.record()
+    assert record["reached"] == ["a"]
+    clock.advance(60 + 30)  # the service was down while the massage went on: a, then b
+    copy = Session.from_record(record, clock)
+    copy.tick()
+    assert copy.reached == ["a", "b"]
+    assert Session.from_record(copy.record(), clock).reached == ["a", "b"]
+
+
+def test_a_record_from_before_the_stages_reached_were_kept_walked_up_to_its_stage() -> None:
+    session, clock = start()
+    session.next()
+    session.next()  # in b
+    record = session.record()
+    del record["reached"], record["follows"]  # as a session stored by schema v4 reads
+    copy = Session.from_record(record, clock)
+    assert copy.reached == ["prepare", "a", "b"]
+    assert copy.follows is None
+
+
+def test_a_turn_says_which_session_it_follows() -> None:
+    clock = FakeClock()
+    session = Session(LIBRARY.routine("quick"), clock, profile="alex", follows="first-id")
+    session.start()
+    assert session.view().follows == "first-id"
+    assert Session.from_record(session.record(), clock).follows == "first-id"

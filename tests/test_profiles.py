@@ -516,6 +516,22 @@ def test_no_favourite_named_keeps_the_old_one_and_rating_changes_nothing(
     assert after.sessions == 1
 
 
+def test_only_the_stages_reached_are_learned(classic: Routine) -> None:
+    before = sam(pressure="medium", favourite_stage="closing")
+    feedback = said({"effleurage": "firmer", "friction": "firmer"}, favourite="friction")
+    after = learn(before, feedback, classic, reached=["prepare", "effleurage", "petrissage"])
+    assert after.stage_pressure == {"effleurage": "firm"}
+    assert after.last_feedback == {"effleurage": "firmer"}  # what is quoted next time
+    assert after.favourite_stage == "closing"  # a stage never reached is no favourite
+    assert after.stage_minutes == {}
+    assert after.sessions == 1
+    # Without `reached` (a caller that knows no better) every stage counts, as before.
+    assert learn(before, feedback, classic).stage_pressure.keys() == {"effleurage", "friction"}
+    # An unknown stage is still a NotFound, reached or not.
+    with pytest.raises(NotFound, match="'feet'"):
+        learn(before, said({"feet": "firmer"}), classic, reached=["feet"])
+
+
 def test_learn_rejects_an_unknown_stage(classic: Routine) -> None:
     with pytest.raises(NotFound, match="'feet'"):
         learn(sam(), said({"feet": "firmer"}), classic)

@@ -51,6 +51,15 @@ class SpaRequest(Arguments):
         description="Whom the massage is for.",
         examples=["sam"],
     )
+    follows: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Taking turns: the ended session of the other person this one comes "
+        "after (its id). It must have ended, been for another profile, and not been "
+        "followed yet.",
+        examples=["3f2a9c0e5b7d4e21a8c6f0b1d2e3f4a5"],
+    )
 
 
 class GotoRequest(Arguments):
@@ -134,7 +143,7 @@ _BUILT_IN = (
         "start",
         "Spa mode: snapshot the room, then walk the routine from its first stage.",
         SpaRequest,
-        lambda room, a: room.start_spa(routine=a.routine, profile=a.profile),
+        lambda room, a: room.start_spa(routine=a.routine, profile=a.profile, follows=a.follows),
         (
             Rest(
                 "POST",

@@ -20,7 +20,7 @@ from typing import Any
 
 from ambiance.core.scenes import Routine, Scene, Stage
 from ambiance.core.status import ENDED, Status
-from ambiance.core.views import SessionView, StageView
+from ambiance.core.views import SessionView, StageView, stages_reached
 from ambiance.errors import Conflict, InvalidInput, NotFound
 from ambiance.infra.clock import Clock
 
@@ -64,6 +64,9 @@ class Session:
     deadline: float | None = None  # wall clock; None while paused or in an untimed stage
     paused_remaining: float | None = None  # seconds left in the stage when paused
     ended_at: float | None = None
+    follows: str | None = None  # the session this one took turns after (its id)
+    # The stages it got to, in the order first entered: what feedback may speak of.
+    reached: list[str] = field(default_factory=list)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -189,6 +192,8 @@ class Session:
             "deadline": self.deadline,
             "paused_remaining": self.paused_remaining,
             "ended_at": self.ended_at,
+            "reached": list(self.reached),
+            "follows": self.follows,
         }
 
     @classmethod
@@ -196,6 +201,7 @@ class Session:
         """Rebuild a session from `record()`; `tick()` then catches up with the clock."""
         data = record["routine_data"]
         routine = Routine.model_validate(data["routine"])
+        index = min(int(record["index"]), len(routine.stages) - 1)
         session = cls(
             routine=routine,
             clock=clock,
@@ -203,12 +209,14 @@ class Session:
             profile=record["profile"],
             scenes={n: Scene.model_validate(s) for n, s in data.get("scenes", {}).items()},
             status=Status(record["status"]),
-            index=min(int(record["index"]), len(routine.stages) - 1),
+            index=index,
             started_at=float(record["started_at"]),
             stage_started_at=float(record["stage_started_at"]),
             deadline=record["deadline"],
             paused_remaining=record["paused_remaining"],
             ended_at=record["ended_at"],
+            follows=record.get("follows"),
+            reached=stages_reached([s.name for s in routine.stages], index, record.get("reached")),
         )
         return session
 
@@ -255,6 +263,8 @@ class Session:
             ),
             total_remaining=self.total_remaining(now),
             stages=[s.name for s in self.routine.stages],
+            reached=list(self.reached),
+            follows=self.follows,
         )
 
     # --- internals ------------------------------------------------------------------
@@ -265,6 +275,8 @@ class Session:
         previous = None if reason is Reason.START else self.stage.name
         self.index = index
         self.stage_started_at = at
+        if self.stage.name not in self.reached:
+            self.reached.append(self.stage.name)
         duration = remaining if remaining is not None else self.stage.duration
         if self.status is Status.PAUSED:
             self.paused_remaining = duration

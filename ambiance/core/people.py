@@ -6,13 +6,16 @@ in profiles.py; this module only reads and writes them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from ambiance.core.profiles import Feedback, Profile, learn
 from ambiance.core.scenes import Routine
+from ambiance.core.views import FeedbackGiven, stages_reached
 from ambiance.errors import Conflict, InvalidInput, NotFound
 from ambiance.infra.clock import Clock
 from ambiance.infra.store import SessionRecord, Store
@@ -21,6 +24,24 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "ambiance.profile/1"
 EXPORT_FEEDBACK = 1000  # the most feedback an export carries (the newest)
+
+
+@dataclass(frozen=True)
+class FeedbackTaken:
+    """Feedback kept: which it is, the profile as it learned, and what was left out."""
+
+    given: FeedbackGiven
+    profile: Profile | None  # None: the session had no profile, or it was deleted since
+    # Stages it named that the session never reached: kept out, not learned.
+    ignored: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [
+            f"stage {name!r} was never reached in this session: what was said about it "
+            "is not learned (the form may be from before the session ended)"
+            for name in self.ignored
+        ]
 
 
 class ProfileBook:
@@ -102,19 +123,40 @@ class ProfileBook:
 
     # --- feedback -----------------------------------------------------------------------
 
-    def feedback(self, record: SessionRecord, feedback: Feedback) -> Profile | None:
-        """Keep the feedback on a session; its profile (if any) learns from it."""
+    def feedback(self, record: SessionRecord, feedback: Feedback) -> FeedbackTaken:
+        """Keep the feedback on an ended session; its profile (if any) learns from it.
+
+        Once per session: a second one is `AlreadyGiven` (a 409 naming the first), and
+        nothing is learned from it. Only the stages the session reached count: answers
+        about others are left out, learned from nowhere and listed in `ignored`. A stage
+        the routine does not have is a NotFound, as before.
+        """
         routine = Routine.model_validate(record.routine_data["routine"])
-        feedback.check(routine)  # InvalidInput naming an unknown stage
+        feedback.check(routine)  # NotFound naming an unknown stage
         if record.active:
             raise Conflict("feedback comes after the session; end it first")
-        self.store.feedback.add(
-            record.id, record.profile, feedback.model_dump(mode="json"), self.clock.now()
+        reached = stages_reached([s.name for s in routine.stages], record.index, record.reached)
+        named = [*feedback.pressure, *filter(None, [feedback.favourite_stage])]
+        ignored = list(dict.fromkeys(name for name in named if name not in reached))
+        kept = feedback.about(reached)
+        data = kept.model_dump(mode="json")
+        if ignored:
+            data["ignored"] = ignored
+        learned: Profile | None = None
+        if record.profile is not None:
+            try:
+                profile = self.get(record.profile)
+            except NotFound:
+                profile = None  # the profile was deleted since: the feedback is kept all the same
+            if profile is not None:
+                learned = learn(profile, feedback, routine, reached)
+        at = self.clock.now()
+        feedback_id = self.store.feedback.add(
+            record.id,
+            record.profile,
+            data,
+            at,
+            learned=None if learned is None else learned.model_dump(mode="json"),
         )
-        if record.profile is None:
-            return None
-        try:
-            profile = self.get(record.profile)
-        except NotFound:
-            return None  # the profile was deleted since: the feedback is kept all the same
-        return self.put(learn(profile, feedback, routine))
+        given = FeedbackGiven(id=feedback_id, at=at, by=record.profile)
+        return FeedbackTaken(given=given, profile=learned, ignored=ignored)

@@ -19,6 +19,8 @@ Which pressure a stage gets (`session_pressure`)
     welcome".
 
 The learning rule (`learn`)
+    0. Only what happened is learned: answers on a stage the session never reached
+       (`reached`) are left out first, as if not given.
     1. Per stage named in the feedback, starting from the pressure the stage had this
        session (`session_pressure`, so an unknown stage starts from the overall
        pressure): "firmer" moves it one step up (soft -> medium -> firm; firm stays
@@ -42,7 +44,7 @@ The learning rule (`learn`)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -248,6 +250,12 @@ class Feedback(BaseModel):
         for name in named:
             if name not in known:
                 raise NotFound("stage", name, known=known)  # known: the routine's stages
+
+    def about(self, stages: Collection[str]) -> Feedback:
+        """This feedback with only its answers on `stages` (the rating and notes stay)."""
+        favourite = self.favourite_stage if self.favourite_stage in stages else None
+        pressure = {name: hint for name, hint in self.pressure.items() if name in stages}
+        return self.model_copy(update={"pressure": pressure, "favourite_stage": favourite})
 
 
 # --- pressure ------------------------------------------------------------------------
@@ -487,13 +495,22 @@ def adapt(
     return routine.model_copy(update={"stages": stages}), adapted
 
 
-def learn(profile: Profile, feedback: Feedback, routine: Routine) -> Profile:
+def learn(
+    profile: Profile,
+    feedback: Feedback,
+    routine: Routine,
+    reached: Collection[str] | None = None,
+) -> Profile:
     """The profile after this feedback on `routine` (the rule: module docstring).
 
+    `reached`: the stages the session got to (None: all of them). An answer about any
+    other stage is not learned: it speaks of something that did not happen.
     Pure: `profile` is left as it was. Raises NotFound for a stage that is not in the
     routine, InvalidInput when the profile would grow past its limits.
     """
     feedback.check(routine)
+    if reached is not None:
+        feedback = feedback.about(reached)
     stage_pressure = dict(profile.stage_pressure)
     for name, hint in feedback.pressure.items():
         stage = routine.stage(name)

@@ -26,12 +26,19 @@ from ambiance.core.people import ProfileBook
 from ambiance.core.profiles import adapt
 from ambiance.core.scenes import Library, Scene, Stage
 from ambiance.core.status import ACTIVE, HealthStatus, RoomStatus
-from ambiance.core.views import DeviceHealth, RoomHealth, RoomView, SessionView, StateMessage
+from ambiance.core.views import (
+    DeviceHealth,
+    FeedbackGiven,
+    RoomHealth,
+    RoomView,
+    SessionView,
+    StateMessage,
+)
 from ambiance.devices.distractions import DistractionsCoordinator, distractions_view
 from ambiance.devices.lights.views import LightsCoordinator, lights_view
 from ambiance.devices.music.base import MusicCoordinator, music_view
 from ambiance.devices.phones import Phones, iso
-from ambiance.errors import AmbianceError, Conflict, StorageError
+from ambiance.errors import AmbianceError, Conflict, NotFound, StorageError
 from ambiance.infra import logs
 from ambiance.infra.clock import Clock, Timer
 from ambiance.infra.metrics import Metrics
@@ -176,30 +183,43 @@ class Room:
 
     # --- commands -------------------------------------------------------------------
 
-    def start_spa(self, routine: str | None = None, profile: str | None = None) -> Session:
-        """Spa mode: snapshot the room, then walk the routine from its first stage."""
-        with self._work("start"):
-            return self._start_spa(routine, profile)
+    def start_spa(
+        self, routine: str | None = None, profile: str | None = None, follows: str | None = None
+    ) -> Session:
+        """Spa mode: snapshot the room, then walk the routine from its first stage.
 
-    def _start_spa(self, routine: str | None, profile: str | None) -> Session:
+        `follows`: taking turns, the ended session of the other person this one comes after.
+        """
+        with self._work("start"):
+            return self._start_spa(routine, profile, follows)
+
+    def _start_spa(self, routine: str | None, profile: str | None, follows: str | None) -> Session:
         if self.session is not None:
             raise Conflict(
                 f"a session is already running in {self.name!r} "
                 f"(stage {self.session.stage.name!r}); stop it first"
             )
+        if follows is not None:
+            self._check_turn(follows, profile)
         chosen = self.library.routine(routine or self.config.routine)
         scenes: dict[str, Scene] = {}
         if profile is not None:
             if self.profiles is None:
                 raise Conflict("profiles need the store, which this room has not")
             chosen, scenes = adapt(chosen, self.library.scenes, self.profiles.get(profile))
-        session = Session(chosen, self.clock, profile=profile, scenes=scenes)
+        session = Session(chosen, self.clock, profile=profile, scenes=scenes, follows=follows)
         self.session = session
+        last = self.last_session
+        if follows is not None and last is not None and last.id == follows:
+            self.last_session = last.model_copy(update={"followed_by": session.id})
         with logs.context(session=session.id):
             for coordinator in self.coordinators:
                 coordinator.begin_session()
             self._handle(session.start())
-            self._log(session, "start", {"routine": chosen.name, "profile": profile})
+            args = {"routine": chosen.name, "profile": profile}
+            if follows is not None:
+                args["follows"] = follows
+            self._log(session, "start", args)
             for device, coordinator in self.devices.items():
                 if coordinator.snapshot is not None:
                     # The last session's restore has not reached the device yet, so its
@@ -208,6 +228,42 @@ class Room:
                     self._restored(device)
                     self._snapshot_taken(device, coordinator.snapshot)
         return session
+
+    def _check_turn(self, follows: str, profile: str | None) -> None:
+        """A turn comes after an ended session of another person, and only one does."""
+        if self.store is None:
+            raise Conflict("taking turns needs the store, which this room has not")
+        first = self.store.sessions.get(follows)
+        if first is None:
+            raise NotFound("session", follows)
+        if first.active:
+            raise Conflict(
+                f"session {follows} is still {first.status} in {first.room!r}: "
+                "a turn starts after it has ended"
+            )
+        if first.profile == profile:
+            whose = f"for {profile!r}" if profile is not None else "without a profile"
+            raise Conflict(
+                f"session {follows} was {whose} too: a turn is the other person's "
+                "massage, so name their profile"
+            )
+        after = self.store.sessions.followers([follows]).get(follows)
+        if after is not None:
+            raise Conflict(f"session {follows} was already followed by session {after}")
+
+    def feedback_given(self, session_id: str, given: FeedbackGiven) -> None:
+        """Say that a session of this room took its feedback (every phone hears it)."""
+        last = self.last_session
+        if last is not None and last.id == session_id:
+            self.last_session = last.model_copy(update={"feedback_given": given})
+        self.bus.publish(
+            Event(
+                "session.feedback",
+                self.name,
+                self.clock.now(),
+                {"session": session_id, "feedback": given.id, "by": given.by},
+            )
+        )
 
     def pause(self) -> None:
         self._command("pause", {}, lambda s: s.pause())

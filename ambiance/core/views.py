@@ -45,6 +45,14 @@ class StageView(View):
     guidance: Guidance
 
 
+class FeedbackGiven(View):
+    """The one feedback a session took: when, and whose (its profile)."""
+
+    id: int = Field(description="The feedback's id (in the session's detail).")
+    at: float = Field(description="Epoch seconds.")
+    by: str | None = Field(description="The profile it was for; null without one.")
+
+
 class SessionView(View):
     id: str
     routine: str
@@ -55,6 +63,15 @@ class SessionView(View):
     stage: StageView
     total_remaining: float | None = Field(description="Seconds; untimed stages count 0.")
     stages: list[str]
+    reached: list[str] = Field(
+        default_factory=list,
+        description="The stages it got to, in order: the ones feedback asks about.",
+    )
+    follows: str | None = Field(default=None, description="The session it took turns after.")
+    followed_by: str | None = Field(default=None, description="The turn that came after it.")
+    feedback_given: FeedbackGiven | None = Field(
+        default=None, description="Its feedback, once given (from any phone)."
+    )
 
 
 class LightView(View):
@@ -214,9 +231,13 @@ class SessionSummary(View):
     stage: str = Field(description="The stage it is in, or ended in.")
     started_at: float
     ended_at: float | None
+    reached: list[str] = Field(description="The stages it got to, in order.")
+    follows: str | None = Field(description="The session it took turns after.")
+    followed_by: str | None = Field(description="The session that took turns after it.")
 
     @classmethod
-    def of(cls, record: SessionRecord) -> SessionSummary:
+    def of(cls, record: SessionRecord, followed_by: str | None = None) -> SessionSummary:
+        stages = [str(stage["name"]) for stage in record.routine_data["routine"]["stages"]]
         return cls(
             id=record.id,
             room=record.room,
@@ -226,15 +247,30 @@ class SessionSummary(View):
             stage=stage_name(record.routine_data, record.index),
             started_at=record.started_at,
             ended_at=record.ended_at,
+            reached=stages_reached(stages, record.index, record.reached),
+            follows=record.follows,
+            followed_by=followed_by,
         )
 
 
 class SessionDetail(SessionSummary):
     commands: list[dict[str, object]]
     feedback: list[dict[str, object]]
+    feedback_given: FeedbackGiven | None = Field(
+        description="Its one feedback, if given: a second is refused (409)."
+    )
 
 
 def stage_name(routine_data: dict[str, Any], index: int) -> str:
     """The name of stage `index` in a stored routine (as `Session.record()` writes it)."""
     stages = routine_data["routine"]["stages"]
     return str(stages[index]["name"])
+
+
+def stages_reached(stages: list[str], index: int, reached: list[str] | None) -> list[str]:
+    """The stages a session got to. One stored before they were recorded (`reached` is
+    None, schema v4 and older) is taken to have walked `stages` in order up to stage
+    `index`, the one it is or ended in."""
+    if reached is not None:
+        return list(reached)
+    return stages[: index + 1]

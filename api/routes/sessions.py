@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 
 from ambiance.config import ROOM_NAME
+from ambiance.core.people import FeedbackTaken
 from ambiance.core.profiles import Feedback
 from ambiance.core.scenes import NAME_PATTERN
+from ambiance.core.views import FeedbackGiven
 from ambiance.errors import Conflict, NotFound
 from ambiance.infra.store import SessionRecord
 
@@ -54,17 +56,44 @@ async def list_sessions(
     ] = 0,
 ) -> list[SessionSummary]:
     records = core.store.sessions.history(room=room, profile=profile, limit=limit, offset=offset)
-    return [SessionSummary.of(core.current(r)) for r in records]
+    followers = core.store.sessions.followers([r.id for r in records])
+    return [SessionSummary.of(core.current(r), followers.get(r.id)) for r in records]
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail, summary="One session")
 async def get_session(core: CoreDep, session_id: SessionId) -> SessionDetail:
     record = _record(core, session_id)
+    followed_by = core.store.sessions.followers([session_id]).get(session_id)
+    feedback = core.store.feedback.for_session(session_id)
+    given = feedback[0] if feedback else None
     return SessionDetail(
-        **SessionSummary.of(record).model_dump(),
+        **SessionSummary.of(record, followed_by).model_dump(),
         commands=core.store.sessions.commands(session_id),
-        feedback=core.store.feedback.for_session(session_id),
+        feedback=feedback,
+        feedback_given=None
+        if given is None
+        else FeedbackGiven(id=given["id"], at=given["at"], by=given["profile"]),
     )
+
+
+def _result(session_id: str, taken: FeedbackTaken) -> FeedbackResult:
+    return FeedbackResult(
+        session=session_id,
+        profile=taken.profile,
+        feedback=taken.given,
+        ignored=taken.ignored,
+        warnings=taken.warnings,
+    )
+
+
+FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: ERRORS[400],
+    409: {
+        **ERRORS[409],
+        "description": "The session has not ended, or its feedback was given already "
+        "(`feedback_already_given`, naming the first: its id, when and whose).",
+    },
+}
 
 
 @router.post(
@@ -72,12 +101,13 @@ async def get_session(core: CoreDep, session_id: SessionId) -> SessionDetail:
     response_model=FeedbackResult,
     status_code=status.HTTP_201_CREATED,
     summary="Say how it was; the profile learns from it",
-    responses={400: ERRORS[400], 409: ERRORS[409]},
+    description="Once per session: a second feedback (from another phone) is a 409 naming "
+    "the first, and is not learned. Only the stages the session reached are learned from; "
+    "answers on others are left out and listed in `ignored` (with `warnings`).",
+    responses=FEEDBACK_RESPONSES,
 )
 async def give_feedback(core: CoreDep, session_id: SessionId, feedback: Feedback) -> FeedbackResult:
-    record = _record(core, session_id)
-    profile = core.profiles.feedback(record, feedback)
-    return FeedbackResult(session=session_id, profile=profile)
+    return _result(session_id, core.give_feedback(_record(core, session_id), feedback))
 
 
 @router.post(
@@ -85,11 +115,11 @@ async def give_feedback(core: CoreDep, session_id: SessionId, feedback: Feedback
     response_model=FeedbackResult,
     status_code=status.HTTP_201_CREATED,
     summary="Feedback on the room's last session",
-    responses={400: ERRORS[400], 409: ERRORS[409]},
+    description="As `POST /sessions/{session_id}/feedback` for the room's newest session.",
+    responses=FEEDBACK_RESPONSES,
 )
 async def give_room_feedback(core: CoreDep, room: RoomDep, feedback: Feedback) -> FeedbackResult:
     last = core.store.sessions.history(room=room.name, limit=1)
     if not last:
         raise Conflict(f"no session has run in {room.name!r} yet")
-    profile = core.profiles.feedback(core.current(last[0]), feedback)
-    return FeedbackResult(session=last[0].id, profile=profile)
+    return _result(last[0].id, core.give_feedback(core.current(last[0]), feedback))

@@ -17,6 +17,7 @@ const state = {
   screen: 'home', // home | session | feedback | thanks
   focus: null, // the room the session screen shows
   ended: null, // {room, session}: the session the feedback is about
+  sending: false, // this phone's feedback is on its way (so its own echo is not "already given")
   stageKey: null, // which stage's guidance is on screen
 };
 
@@ -82,9 +83,11 @@ function askToken() {
 }
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, error = {}) {
     super(message);
     this.status = status;
+    this.code = error.code;
+    this.detail = error.detail;
   }
 }
 
@@ -105,7 +108,7 @@ async function api(path, { method = 'GET', body } = {}, retried = false) {
   const data = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) {
     const message = data && data.error ? data.error.message : `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, (data && data.error) || {});
   }
   return data;
 }
@@ -161,9 +164,14 @@ function onRoom(view) {
     } else {
       show('home');
     }
-  } else if (state.screen === 'home' && view.session) {
-    state.focus = view.name; // a session started (here or from elsewhere): follow it
+  } else if (view.session && (state.screen === 'home'
+      || (state.screen === 'thanks' && state.ended && state.ended.room === view.name))) {
+    state.focus = view.name; // a session started (here or from elsewhere, a turn): follow it
     show('session');
+  } else if (state.screen === 'feedback' && state.ended && state.ended.room === view.name && !state.sending) {
+    // Another phone gave this session's feedback: it is taken once, so say so here.
+    const last = view.last_session;
+    if (last && last.id === state.ended.session.id && last.feedback_given) showGiven(last.feedback_given);
   }
   render();
 }
@@ -181,6 +189,7 @@ function render() {
   if (state.screen === 'home') renderHome();
   else if (state.screen === 'session') renderSession();
   else if (state.screen === 'feedback') renderFeedbackRoom();
+  else if (state.screen === 'thanks') renderTurn();
   tick();
 }
 
@@ -244,12 +253,12 @@ function renderHome() {
       spa.textContent = 'Spa mode';
     }
     const last = view.last_session;
-    card.querySelector('.rate').hidden = Boolean(view.session || !last || feedbackDone(last.id));
+    card.querySelector('.rate').hidden = Boolean(view.session || !last || last.feedback_given || feedbackDone(last.id));
     roomState(card.querySelector('.room-state'), view);
   }
 }
 
-async function startSpa(room, routine, profile, button) {
+async function startSpa(room, routine, profile, button, follows) {
   const entry = state.views[room];
   if (entry && entry.view.session) {
     state.focus = room;
@@ -259,6 +268,7 @@ async function startSpa(room, routine, profile, button) {
   button.disabled = true;
   const body = { routine };
   if (profile) body.profile = profile;
+  if (follows) body.follows = follows; // taking turns: linked to the session before
   const view = await command(`/rooms/${encodeURIComponent(room)}/spa`, { method: 'POST', body });
   button.disabled = false;
   if (view) {
@@ -466,9 +476,9 @@ function showFeedback(room, session) {
   $('send').disabled = true;
   const stars = [1, 2, 3, 4, 5].map((n) => [String(n), String(n)]);
   $('rating').replaceChildren(segments('rating', stars, () => { $('send').disabled = false; }));
-  // Pressure only for the stages of that session where hands were at work (timed ones).
+  // Pressure only for the stages that session reached where hands were at work (timed ones).
   const routine = state.routines[session.routine];
-  const stages = session.stages.map((name) => {
+  const stages = (session.reached || session.stages).map((name) => {
     const stage = routine && routine.stages.find((s) => s.name === name);
     return { name, title: (stage && stage.title) || name, timed: stage ? stage.duration !== null : true };
   });
@@ -505,25 +515,70 @@ async function sendFeedback(event) {
   }
   if ($('favourite').value) body.favourite_stage = $('favourite').value;
   $('send').disabled = true;
+  state.sending = true;
   try {
-    const result = await api(`/rooms/${encodeURIComponent(state.ended.room)}/feedback`, { method: 'POST', body });
+    // To the session itself: the room may have moved on to the next one (a turn) meanwhile.
+    const result = await api(`/sessions/${encodeURIComponent(state.ended.session.id)}/feedback`, { method: 'POST', body });
     markFeedbackDone(state.ended.session.id);
-    $('thanks-text').textContent = result && result.profile
+    showThanks('Thank you', result && result.profile
       ? `${result.profile.display_name || result.profile.name}'s profile has learned from it.`
-      : 'It is kept with the session.';
-    show('thanks');
+      : 'It is kept with the session.');
   } catch (error) {
-    $('feedback-error').textContent = error.message;
-    $('feedback-error').hidden = false;
-    $('send').disabled = false;
+    if (error.code === 'feedback_already_given') {
+      showGiven(error.detail.feedback);
+    } else {
+      $('feedback-error').textContent = error.message;
+      $('feedback-error').hidden = false;
+      $('send').disabled = false;
+    }
+  } finally {
+    state.sending = false;
   }
+}
+
+function showThanks(title, text) {
+  $('thanks-title').textContent = title;
+  $('thanks-text').textContent = text;
+  show('thanks');
+}
+
+/** The session's feedback came from another phone: it is taken (and learned) once. */
+function showGiven(given) {
+  if (state.ended) markFeedbackDone(state.ended.session.id);
+  const when = new Date(given.at * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const whose = given.by ? `${profileName(given.by)}'s feedback` : 'The feedback';
+  showThanks('Already given', `${whose} on this massage was given at ${when}, on another phone. It counts once.`);
+}
+
+/** "Your turn?": a massage for someone else than the one who just had theirs, linked to it. */
+function renderTurn() {
+  const section = $('turn');
+  const entry = state.ended && state.views[state.ended.room];
+  const view = entry && entry.view;
+  let ended = state.ended && state.ended.session;
+  if (view && view.last_session && ended && view.last_session.id === ended.id) ended = view.last_session;
+  const others = state.profiles.filter((p) => !ended || p.name !== ended.profile);
+  const choices = others.map((p) => [p.name, p.display_name || p.name]);
+  if (ended && ended.profile) choices.push(['', 'No profile']);
+  section.hidden = !ended || !view || Boolean(view.session) || Boolean(ended.followed_by) || choices.length === 0;
+  if (section.hidden) return;
+  const key = `${ended.id}/${choices.map((c) => c[0]).join(',')}`;
+  if (section.dataset.key === key) return; // built already: keep what was picked
+  section.dataset.key = key;
+  $('turn-profile').replaceChildren(...choices.map(([value, text]) => h('option', { value, text })));
+  $('turn-routine').replaceChildren(...Object.values(state.routines).map((r) =>
+    h('option', { value: r.name, text: r.title || r.name, selected: r.name === view.routine })));
 }
 
 function wireFeedback() {
   $('feedback-form').addEventListener('submit', sendFeedback);
   $('skip').addEventListener('click', () => {
     if (state.ended) markFeedbackDone(state.ended.session.id);
-    show('home');
+    showThanks('Thank you', 'No feedback this time.');
+  });
+  $('turn-start').addEventListener('click', (event) => {
+    const { room, session } = state.ended;
+    startSpa(room, $('turn-routine').value, $('turn-profile').value, event.currentTarget, session.id);
   });
   $('home-button').addEventListener('click', () => show('home'));
 }

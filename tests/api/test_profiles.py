@@ -90,6 +90,7 @@ async def test_feedback_teaches_the_profile_and_shapes_the_next_session(api: Api
 
     r = await c.post(f"/api/v1/sessions/{session_id}/feedback", json={"rating": 5})
     assert r.status_code == 409  # still running
+    await c.post(f"{room}/session/goto", json={"stage": "b"})  # feedback speaks of b
     await c.delete(f"{room}/spa")
 
     feedback = {"rating": 4, "pressure": {"b": "firmer"}, "favourite_stage": "b", "notes": "lovely"}
@@ -115,7 +116,7 @@ async def test_feedback_teaches_the_profile_and_shapes_the_next_session(api: Api
     history = (await c.get("/api/v1/sessions", params={"profile": "sam"})).json()
     assert [s["status"] for s in history] == ["running", "stopped"]
     detail = (await c.get(f"/api/v1/sessions/{session_id}")).json()
-    assert [x["action"] for x in detail["commands"]] == ["start", "stop"]
+    assert [x["action"] for x in detail["commands"]] == ["start", "goto", "stop"]
     assert detail["feedback"][0]["data"]["notes"] == "lovely"
 
 

@@ -247,6 +247,74 @@ async def test_a_whole_massage_from_the_phone(tmp_path: Path, mosquitto: Mosquit
         assert tab.errors == []
 
 
+async def test_two_phones_feedback_once_then_your_turn(tmp_path: Path) -> None:
+    """Two phones on one massage: the form asks only about what happened, the second phone
+    is told the feedback was given, and offers "Your turn?" for the other person."""
+    async with (
+        service(tmp_path) as (core, _, app),
+        serve(app) as base,
+        phone(base) as one,
+        phone(base) as two,
+    ):
+        core.profiles.create(Profile(name="alex", display_name="Alex"))
+        await one.page.goto(base + "/")
+        await two.page.goto(base + "/")
+        card = one.page.locator('.room-card[data-room="bedroom"]')
+        await card.locator("select").nth(1).select_option("sam")
+        await card.get_by_role("button", name="Spa mode").tap()
+        for tab in (one, two):  # the second phone follows the session by itself
+            await expect(tab.page.locator("#stage-title")).to_have_text("Getting ready")
+        await one.page.locator("#ready").tap()
+        for tab in (one, two):
+            await expect(tab.page.locator("#stage-title")).to_have_text("Long, gliding strokes")
+
+        # Ended after the long strokes: kneading and the quiet minute never came.
+        await one.page.locator("#end").tap()
+        await one.page.locator("#confirm-end-yes").tap()
+        for tab in (one, two):
+            page = tab.page
+            await expect(page.locator("#feedback h1")).to_have_text("How was it?")
+            rows = page.locator("#pressure .stage-pressure")
+            await expect(rows.locator("p")).to_have_text(["Long, gliding strokes"])
+            await expect(page.locator("#favourite option")).to_have_text(
+                ["—", "Getting ready", "Long, gliding strokes"]
+            )
+
+        # The first phone sends; the second is told, and sends nothing.
+        await one.page.locator("#rating label").nth(3).tap()
+        await one.page.locator('[data-stage="effleurage"] label').nth(2).tap()
+        await one.page.locator("#send").tap()
+        await expect(one.page.locator("#thanks-title")).to_have_text("Thank you")
+        await expect(two.page.locator("#thanks-title")).to_have_text("Already given")
+        await expect(two.page.locator("#thanks-text")).to_contain_text(
+            "Sam's feedback on this massage was given at"
+        )
+
+        # Your turn? For the other person (not Sam again), any routine.
+        turn = two.page.locator("#turn")
+        await expect(turn).to_be_visible()
+        await expect(turn.locator("h2")).to_have_text("Your turn?")
+        await expect(two.page.locator("#turn-profile option")).to_have_text(["Alex", "No profile"])
+        await expect(two.page.locator("#turn-routine")).to_have_value("taster")
+        await expect(one.page.locator("#turn-profile")).to_have_value("alex")
+        await two.page.get_by_role("button", name="Start their massage").tap()
+        for tab in (one, two):  # the first phone, on its thank-you screen, follows too
+            await expect(tab.page.locator("#session-where")).to_contain_text("for Alex · 1 of 4")
+
+        # The two sessions are linked in the history; Sam learned once.
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            history = (await client.get("/api/v1/sessions", params={"room": "bedroom"})).json()
+            second, first = history
+            detail = (await client.get(f"/api/v1/sessions/{first['id']}")).json()
+        assert (second["profile"], second["follows"]) == ("alex", first["id"])
+        assert (first["profile"], first["followed_by"]) == ("sam", second["id"])
+        assert len(detail["feedback"]) == 1
+        assert detail["feedback"][0]["data"]["pressure"] == {"effleurage": "firmer"}
+        sam = core.profiles.get("sam")
+        assert (sam.sessions, sam.stage_pressure) == (1, {"effleurage": "firm"})
+        assert one.errors == [] and two.errors == []
+
+
 async def test_the_app_shell_is_served(tmp_path: Path) -> None:
     async with (
         service(tmp_path) as (_, _, app),

@@ -25,7 +25,7 @@ from types import TracebackType
 from ambiance.core.status import ACTIVE
 from ambiance.infra.store.database import DB_NAME, Database
 from ambiance.infra.store.dnd import DndStates
-from ambiance.infra.store.feedback import FeedbackLog
+from ambiance.infra.store.feedback import AlreadyGiven, FeedbackLog
 from ambiance.infra.store.profiles import Profiles
 from ambiance.infra.store.schema import MIGRATIONS, SCHEMA_VERSION
 from ambiance.infra.store.sessions import STATUSES, SessionRecord, Sessions
@@ -38,6 +38,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "STATUSES",
+    "AlreadyGiven",
     "Database",
     "PendingRestore",
     "SessionRecord",

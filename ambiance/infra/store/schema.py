@@ -117,9 +117,40 @@ UPDATE snapshots SET restored_at = 0
     WHERE session_id IN (SELECT id FROM sessions WHERE status IN ('finished', 'stopped'));
 """
 
+_V5 = """
+-- Feedback is taken once per session: a session is for one receiver (its profile), and a
+-- second feedback, sent from another phone, was learned a second time. The database says
+-- so, so that two requests at once (or two processes) cannot both get in. Of the
+-- duplicates stored before, the first given (the lowest id) stays; the others were
+-- acknowledged once, so they are set aside in a table of their own, not deleted.
+CREATE TABLE feedback_set_aside (
+    id         INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    profile    TEXT,
+    data       TEXT NOT NULL,
+    at         REAL NOT NULL,
+    reason     TEXT NOT NULL
+);
+INSERT INTO feedback_set_aside (id, session_id, profile, data, at, reason)
+    SELECT id, session_id, profile, data, at, 'a second feedback on its session'
+    FROM feedback
+    WHERE id NOT IN (SELECT MIN(id) FROM feedback GROUP BY session_id);
+DELETE FROM feedback WHERE id NOT IN (SELECT MIN(id) FROM feedback GROUP BY session_id);
+DROP INDEX feedback_by_session;
+CREATE UNIQUE INDEX feedback_once_per_session ON feedback (session_id);
+
+-- The stages a session got to (a JSON list of names, in the order first entered): what
+-- its feedback may speak of. NULL for the sessions before this version: they are taken
+-- to have walked their stages in order up to the one they ended in.
+ALTER TABLE sessions ADD COLUMN reached TEXT;
+-- Taking turns: the session this one came after (the other person's massage).
+ALTER TABLE sessions ADD COLUMN follows TEXT REFERENCES sessions (id) ON DELETE SET NULL;
+CREATE INDEX sessions_by_follows ON sessions (follows) WHERE follows IS NOT NULL;
+"""
+
 # MIGRATIONS[i] takes a database from version i to i + 1. Append only: a script that has
 # shipped is never edited, since databases out there are already past it.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION: Final = len(MIGRATIONS)  # the version `open()` brings a database to
 
 

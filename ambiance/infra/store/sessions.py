@@ -7,6 +7,7 @@ room), so `active()` also marks it stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -42,6 +43,9 @@ class SessionRecord:
     paused_remaining: float | None
     ended_at: float | None
     updated_at: float
+    # The stages it got to, in order; None for a session stored before schema v5.
+    reached: list[str] | None = None
+    follows: str | None = None  # the session it took turns after
 
     @property
     def active(self) -> bool:
@@ -59,6 +63,15 @@ _SELECT_SESSIONS = (
 )
 
 
+def _reached(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValueError("reached is not a list of stage names")
+    return cast(list[str], value)
+
+
 def _session_from_row(row: sqlite3.Row) -> SessionRecord:
     """Build a record, checking types: a row edited by hand fails here, not in the engine."""
     try:
@@ -66,6 +79,7 @@ def _session_from_row(row: sqlite3.Row) -> SessionRecord:
     except ValueError:
         raise ValueError(f"unknown status {row['status']!r}") from None
     profile = row["profile"]
+    follows = row["follows"]
     return SessionRecord(
         id=str(row["id"]),
         room=str(row["room"]),
@@ -80,6 +94,8 @@ def _session_from_row(row: sqlite3.Row) -> SessionRecord:
         paused_remaining=optional_float(row["paused_remaining"]),
         ended_at=optional_float(row["ended_at"]),
         updated_at=float(row["updated_at"]),
+        reached=_reached(row["reached"]),
+        follows=None if follows is None else str(follows),
     )
 
 
@@ -201,13 +217,28 @@ class Sessions:
             rows = conn.execute(sql, (*params, limit, offset)).fetchall()
         return decode(rows, _session_from_row, "session")
 
+    def followers(self, session_ids: list[str]) -> dict[str, str]:
+        """The session that took turns after each of these, by id (the newest, if several)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(session_ids), 500):  # within SQLite's parameter limit
+            chunk = session_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    f"SELECT id, follows FROM sessions WHERE follows IN ({marks})"
+                    " ORDER BY started_at, rowid",
+                    chunk,
+                ).fetchall()
+            found.update((str(row["follows"]), str(row["id"])) for row in rows)
+        return found
+
     def _upsert(self, conn: sqlite3.Connection, record: SessionRecord) -> None:
         conn.execute(
             """
             INSERT INTO sessions (id, room, routine, profile, status,
                 stage_index, started_at, stage_started_at, deadline,
-                paused_remaining, ended_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                paused_remaining, ended_at, updated_at, reached, follows)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET
                 room = excluded.room, routine = excluded.routine,
                 profile = excluded.profile,
@@ -216,7 +247,8 @@ class Sessions:
                 stage_started_at = excluded.stage_started_at,
                 deadline = excluded.deadline,
                 paused_remaining = excluded.paused_remaining,
-                ended_at = excluded.ended_at, updated_at = excluded.updated_at
+                ended_at = excluded.ended_at, updated_at = excluded.updated_at,
+                reached = excluded.reached, follows = excluded.follows
             """,
             (
                 record.id,
@@ -231,6 +263,8 @@ class Sessions:
                 record.paused_remaining,
                 record.ended_at,
                 record.updated_at,
+                None if record.reached is None else dumps(record.reached),
+                record.follows,
             ),
         )
         if record.id not in self._routine_saved:

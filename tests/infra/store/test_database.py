@@ -22,6 +22,7 @@ from ambiance.infra.store import (
     DB_NAME,
     MIGRATIONS,
     SCHEMA_VERSION,
+    AlreadyGiven,
     SessionRecord,
     Store,
     backups,
@@ -144,9 +145,12 @@ def test_a_v1_database_migrates_to_the_latest_keeping_every_row(db: Path) -> Non
         # ...and the new commands table works, for old sessions too.
         store.sessions.log_command("old", T0 + 80, "note", {"x": 1})
         assert [c["action"] for c in store.sessions.commands("old")] == ["note"]
-        # New rows go on after the old ones.
-        new_id = store.feedback.add("old", "sam", {"rating": 5}, T0 + 90)
+        # New rows go on after the old ones; a session takes one feedback (v5).
+        store.sessions.save(record("new", profile="sam", started_at=T0 + 300))
+        new_id = store.feedback.add("new", "sam", {"rating": 5}, T0 + 390)
         assert new_id > store.feedback.for_session("old")[0]["id"]
+        with pytest.raises(AlreadyGiven):
+            store.feedback.add("old", "sam", {"rating": 5}, T0 + 90)
 
 
 def schema_and_rows(db: Path) -> tuple[int, list[tuple[Any, ...]], list[tuple[Any, ...]]]:

@@ -23,7 +23,7 @@ def test_corrupt_json_rows_are_logged_and_skipped(
     store.sessions.log_command("good", T0, "next", {})
     store.sessions.log_command("good", T0 + 1, "pause", {})
     store.feedback.add("good", "sam", {"rating": 5}, T0)
-    store.feedback.add("good", "sam", {"rating": 1}, T0 + 1)
+    store.feedback.add("list", "sam", {"rating": 1}, T0 + 1)
     store.profiles.put("sam", {"name": "sam"})
     store.profiles.put("zed", {"name": "zed"})
     store.dnd.save("bedroom", "anna", {"state": "on"})

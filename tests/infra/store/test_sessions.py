@@ -56,6 +56,27 @@ def test_session_record_matches_the_engine(store: Store) -> None:
     assert again.record() == session.record()
 
 
+def test_the_stages_reached_and_the_turn_taken_are_kept(store: Store) -> None:
+    first = record("first", profile="sam", reached=["prepare", "effleurage"])
+    store.sessions.save(first)
+    turn = record("turn", profile="alex", follows="first", started_at=T0 + 100, reached=[])
+    store.sessions.save(turn)
+    assert store.sessions.get("first") == first
+    assert store.sessions.get("turn") == turn
+    assert store.sessions.followers(["first", "turn", "nope"]) == {"first": "turn"}
+    assert store.sessions.followers([]) == {}
+
+
+def test_an_unreadable_list_of_stages_reached_skips_the_row(
+    store: Store, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.sessions.save(record("s1", reached=["prepare"]))
+    raw(db).execute("UPDATE sessions SET reached = '{\"a\": 1}' WHERE id = 's1'")
+    with caplog.at_level(logging.ERROR, logger="ambiance.infra.store"):
+        assert store.sessions.get("s1") is None
+    assert "reached is not a list" in caplog.text
+
+
 def test_json_columns_are_sorted_text(store: Store, db: Path) -> None:
     store.sessions.save(record("s1", routine_data={"z": 1, "a": {"y": 2, "b": 3}}))
     text = raw(db).execute("SELECT routine_data FROM session_routines").fetchone()[0]
