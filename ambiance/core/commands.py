@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ambiance.core.fitting import MAX_MINUTES, MIN_MINUTES
 from ambiance.core.room import Room
 from ambiance.core.scenes import NAME_PATTERN
 from ambiance.core.status import Status
@@ -50,6 +51,17 @@ class SpaRequest(Arguments):
         pattern=NAME_PATTERN,
         description="Whom the massage is for.",
         examples=["sam"],
+    )
+    minutes: float | None = Field(
+        default=None,
+        ge=MIN_MINUTES,
+        le=MAX_MINUTES,
+        allow_inf_nan=False,
+        strict=True,  # a number: neither `true` nor "20"
+        description="Fit the routine to this many minutes (its timed stages), keeping its "
+        "shape; left out: its own length. A length the routine cannot take is a 422 "
+        "naming the shortest and longest possible (GET /routines/{name}/fit).",
+        examples=[20],
     )
 
 
@@ -134,7 +146,7 @@ _BUILT_IN = (
         "start",
         "Spa mode: snapshot the room, then walk the routine from its first stage.",
         SpaRequest,
-        lambda room, a: room.start_spa(routine=a.routine, profile=a.profile),
+        lambda room, a: room.start_spa(routine=a.routine, profile=a.profile, minutes=a.minutes),
         (
             Rest(
                 "POST",

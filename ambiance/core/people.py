@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ambiance.core.fitting import Fitted, unfitted
 from ambiance.core.profiles import Feedback, Profile, learn
 from ambiance.core.scenes import Routine
 from ambiance.errors import Conflict, InvalidInput, NotFound
@@ -104,7 +105,9 @@ class ProfileBook:
 
     def feedback(self, record: SessionRecord, feedback: Feedback) -> Profile | None:
         """Keep the feedback on a session; its profile (if any) learns from it."""
-        routine = Routine.model_validate(record.routine_data["routine"])
+        # Learnt against the person's own lengths, not those of a session fitted to the time.
+        stored = Routine.model_validate(record.routine_data["routine"])
+        routine = unfitted(stored, Fitted.load(record.routine_data.get("fitted")))
         feedback.check(routine)  # InvalidInput naming an unknown stage
         if record.active:
             raise Conflict("feedback comes after the session; end it first")

@@ -22,6 +22,7 @@ from ambiance.core.director import RoomTarget, room_target
 from ambiance.core.engine import Event as EngineEvent
 from ambiance.core.engine import Session
 from ambiance.core.events import Event, EventBus
+from ambiance.core.fitting import Fitted, fit
 from ambiance.core.people import ProfileBook
 from ambiance.core.profiles import adapt
 from ambiance.core.scenes import Library, Scene, Stage
@@ -171,30 +172,41 @@ class Room:
 
     # --- commands -------------------------------------------------------------------
 
-    def start_spa(self, routine: str | None = None, profile: str | None = None) -> Session:
-        """Spa mode: snapshot the room, then walk the routine from its first stage."""
+    def start_spa(
+        self, routine: str | None = None, profile: str | None = None, minutes: float | None = None
+    ) -> Session:
+        """Spa mode: snapshot the room, then walk the routine from its first stage; with
+        `minutes`, the routine fitted to that length (after the profile's own lengths)."""
         with self._work("start"):
-            return self._start_spa(routine, profile)
+            return self._start_spa(routine, profile, minutes)
 
-    def _start_spa(self, routine: str | None, profile: str | None) -> Session:
+    def _start_spa(
+        self, routine: str | None, profile: str | None, minutes: float | None
+    ) -> Session:
         if self.session is not None:
             raise Conflict(
                 f"a session is already running in {self.name!r} "
                 f"(stage {self.session.stage.name!r}); stop it first"
             )
-        chosen = self.library.routine(routine or self.config.routine)
+        written = chosen = self.library.routine(routine or self.config.routine)
         scenes: dict[str, Scene] = {}
         if profile is not None:
             if self.profiles is None:
                 raise Conflict("profiles need the store, which this room has not")
             chosen, scenes = adapt(chosen, self.library.scenes, self.profiles.get(profile))
-        session = Session(chosen, self.clock, profile=profile, scenes=scenes)
+        fitted = None
+        if minutes is not None:  # the person's lengths first, then the whole to the time
+            fitted = Fitted.before(chosen, minutes)
+            chosen = fit(chosen, minutes, written=written)
+        session = Session(chosen, self.clock, profile=profile, scenes=scenes, fitted=fitted)
         self.session = session
         with logs.context(session=session.id):
             for coordinator in self.coordinators:
                 coordinator.begin_session()
             self._handle(session.start())
-            self._log(session, "start", {"routine": chosen.name, "profile": profile})
+            self._log(
+                session, "start", {"routine": chosen.name, "profile": profile, "minutes": minutes}
+            )
             for device, coordinator in self.devices.items():
                 if coordinator.snapshot is not None:
                     # The last session's restore has not reached the device yet, so its
