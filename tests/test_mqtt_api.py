@@ -182,6 +182,41 @@ async def test_each_command_round_trips(rig: Rig) -> None:
     assert rig.sub.matching("ambiance/bedroom/error") == []
 
 
+async def test_start_fitted_to_the_time_you_have(rig: Rig) -> None:
+    """`start` with `minutes`, from the one command table: routine `quick` (a 60 s, b 120 s,
+    c 30 s after an untimed prepare) can take 2.5 to 7 minutes."""
+    rig.command('{"action": "start", "minutes": 5}')
+    body = await rig.state(status="running", stage="prepare")
+    assert body["total_remaining"] == 300  # getting ready is untimed: the rest is 5 minutes
+    session = rig.core.room("bedroom").session
+    assert session is not None
+    lengths = [stage.duration for stage in session.routine.stages]
+    assert lengths[0] is None and sum(d or 0 for d in lengths) == 300
+    rig.command('{"action": "next"}')
+    body = await rig.state(stage="a")
+    assert body["stage_remaining"] == lengths[1]
+    rig.command('{"action": "stop"}')
+    await rig.state(status="idle")
+    assert rig.sub.matching("ambiance/bedroom/error") == []
+
+    # Too short for the routine, and not a number of minutes: said on the error topic.
+    for payload, words in [
+        ('{"action": "start", "minutes": 2}', "the shortest possible is 2.5 minutes"),
+        ('{"action": "start", "minutes": 60}', "the longest possible is 7 minutes"),
+        ('{"action": "start", "minutes": "20"}', "minutes"),
+        ('{"action": "start", "minutes": 0}', "minutes"),
+    ]:
+        rig.command(payload)
+        message = await rig.sub.async_wait_for(
+            "ambiance/bedroom/error",
+            predicate=lambda m, sent=payload: json.loads(m.payload)["command"] == sent,
+        )
+        error = json.loads(message.payload)["error"]
+        assert error["code"] == "invalid_input", payload
+        assert words in error["message"], (payload, error)
+    assert rig.core.room("bedroom").session is None  # nothing started
+
+
 @pytest.mark.parametrize(
     ("payload", "code", "words"),
     [

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ambiance.core.fitting import MAX_MINUTES, MIN_MINUTES
 from ambiance.core.room import Room
 from ambiance.core.scenes import NAME_PATTERN
 from ambiance.core.status import Status
@@ -59,6 +60,17 @@ class SpaRequest(Arguments):
         "after (its id). It must have ended, been for another profile, and not been "
         "followed yet.",
         examples=["3f2a9c0e5b7d4e21a8c6f0b1d2e3f4a5"],
+    )
+    minutes: float | None = Field(
+        default=None,
+        ge=MIN_MINUTES,
+        le=MAX_MINUTES,
+        allow_inf_nan=False,
+        strict=True,  # a number: neither `true` nor "20"
+        description="Fit the routine to this many minutes (its timed stages), keeping its "
+        "shape; left out: its own length. A length the routine cannot take is a 422 "
+        "naming the shortest and longest possible (GET /routines/{name}/fit).",
+        examples=[20],
     )
 
 
@@ -143,7 +155,9 @@ _BUILT_IN = (
         "start",
         "Spa mode: snapshot the room, then walk the routine from its first stage.",
         SpaRequest,
-        lambda room, a: room.start_spa(routine=a.routine, profile=a.profile, follows=a.follows),
+        lambda room, a: room.start_spa(
+            routine=a.routine, profile=a.profile, minutes=a.minutes, follows=a.follows
+        ),
         (
             Rest(
                 "POST",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ambiance.core.fitting import Fitted
 from ambiance.core.scenes import Routine, Scene, Stage
 from ambiance.core.status import ENDED, Status
 from ambiance.core.views import SessionView, StageView, stages_reached
@@ -57,6 +58,7 @@ class Session:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     profile: str | None = None
     scenes: dict[str, Scene] = field(default_factory=dict)  # adapted to the profile
+    fitted: Fitted | None = None  # the routine was fitted to a length asked for
     status: Status = Status.RUNNING
     index: int = 0
     started_at: float = 0.0
@@ -183,6 +185,7 @@ class Session:
             "routine_data": {
                 "routine": self.routine.model_dump(mode="json"),
                 "scenes": {n: s.model_dump(mode="json") for n, s in self.scenes.items()},
+                **({"fitted": self.fitted.dump()} if self.fitted is not None else {}),
             },
             "profile": self.profile,
             "status": self.status,
@@ -208,6 +211,7 @@ class Session:
             id=record["id"],
             profile=record["profile"],
             scenes={n: Scene.model_validate(s) for n, s in data.get("scenes", {}).items()},
+            fitted=Fitted.load(data.get("fitted")),
             status=Status(record["status"]),
             index=index,
             started_at=float(record["started_at"]),
@@ -262,6 +266,9 @@ class Session:
                 guidance=stage.guidance,
             ),
             total_remaining=self.total_remaining(now),
+            total_duration=self.routine.total_duration,
+            minutes=self.fitted.minutes if self.fitted is not None else None,
+            durations=[s.duration for s in self.routine.stages],
             stages=[s.name for s in self.routine.stages],
             reached=list(self.reached),
             follows=self.follows,

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ambiance.core.fitting import Fitted, unfitted
 from ambiance.core.profiles import Feedback, Profile, learn
 from ambiance.core.scenes import Routine
 from ambiance.core.views import FeedbackGiven, stages_reached
@@ -131,7 +132,9 @@ class ProfileBook:
         about others are left out, learned from nowhere and listed in `ignored`. A stage
         the routine does not have is a NotFound, as before.
         """
-        routine = Routine.model_validate(record.routine_data["routine"])
+        # Learnt against the person's own lengths, not those of a session fitted to the time.
+        stored = Routine.model_validate(record.routine_data["routine"])
+        routine = unfitted(stored, Fitted.load(record.routine_data.get("fitted")))
         feedback.check(routine)  # NotFound naming an unknown stage
         if record.active:
             raise Conflict("feedback comes after the session; end it first")

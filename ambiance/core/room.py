@@ -22,6 +22,7 @@ from ambiance.core.director import RoomTarget, room_target
 from ambiance.core.engine import Event as EngineEvent
 from ambiance.core.engine import Session
 from ambiance.core.events import Event, EventBus
+from ambiance.core.fitting import Fitted, fit
 from ambiance.core.people import ProfileBook
 from ambiance.core.profiles import adapt
 from ambiance.core.scenes import Library, Scene, Stage
@@ -184,16 +185,23 @@ class Room:
     # --- commands -------------------------------------------------------------------
 
     def start_spa(
-        self, routine: str | None = None, profile: str | None = None, follows: str | None = None
+        self,
+        routine: str | None = None,
+        profile: str | None = None,
+        minutes: float | None = None,
+        follows: str | None = None,
     ) -> Session:
-        """Spa mode: snapshot the room, then walk the routine from its first stage.
+        """Spa mode: snapshot the room, then walk the routine from its first stage; with
+        `minutes`, the routine fitted to that length (after the profile's own lengths).
 
         `follows`: taking turns, the ended session of the other person this one comes after.
         """
         with self._work("start"):
-            return self._start_spa(routine, profile, follows)
+            return self._start_spa(routine, profile, minutes, follows)
 
-    def _start_spa(self, routine: str | None, profile: str | None, follows: str | None) -> Session:
+    def _start_spa(
+        self, routine: str | None, profile: str | None, minutes: float | None, follows: str | None
+    ) -> Session:
         if self.session is not None:
             raise Conflict(
                 f"a session is already running in {self.name!r} "
@@ -201,13 +209,19 @@ class Room:
             )
         if follows is not None:
             self._check_turn(follows, profile)
-        chosen = self.library.routine(routine or self.config.routine)
+        written = chosen = self.library.routine(routine or self.config.routine)
         scenes: dict[str, Scene] = {}
         if profile is not None:
             if self.profiles is None:
                 raise Conflict("profiles need the store, which this room has not")
             chosen, scenes = adapt(chosen, self.library.scenes, self.profiles.get(profile))
-        session = Session(chosen, self.clock, profile=profile, scenes=scenes, follows=follows)
+        fitted = None
+        if minutes is not None:  # the person's lengths first, then the whole to the time
+            fitted = Fitted.before(chosen, minutes)
+            chosen = fit(chosen, minutes, written=written)
+        session = Session(
+            chosen, self.clock, profile=profile, scenes=scenes, follows=follows, fitted=fitted
+        )
         self.session = session
         last = self.last_session
         if follows is not None and last is not None and last.id == follows:
@@ -216,7 +230,11 @@ class Room:
             for coordinator in self.coordinators:
                 coordinator.begin_session()
             self._handle(session.start())
-            args = {"routine": chosen.name, "profile": profile}
+            args: dict[str, object] = {
+                "routine": chosen.name,
+                "profile": profile,
+                "minutes": minutes,
+            }
             if follows is not None:
                 args["follows"] = follows
             self._log(session, "start", args)

@@ -62,6 +62,14 @@ class SessionView(View):
     ended_at: float | None
     stage: StageView
     total_remaining: float | None = Field(description="Seconds; untimed stages count 0.")
+    total_duration: float = Field(description="Seconds of all the timed stages together.")
+    minutes: float | None = Field(
+        description="The length in minutes the routine was fitted to; null: its own."
+    )
+    durations: list[float | None] = Field(
+        description="Each stage's length in seconds (as fitted), in the order of `stages`; "
+        "null when untimed."
+    )
     stages: list[str]
     reached: list[str] = Field(
         default_factory=list,
@@ -72,6 +80,24 @@ class SessionView(View):
     feedback_given: FeedbackGiven | None = Field(
         default=None, description="Its feedback, once given (from any phone)."
     )
+
+
+class StageLength(View):
+    name: str
+    title: str
+    duration: float | None = Field(description="Seconds; null when untimed.")
+
+
+class RoutineFit(View):
+    """A routine fitted to a length: what lengths it can take, and each stage's."""
+
+    routine: str
+    minutes: float | None = Field(description="The length asked for; null: the routine's own.")
+    shortest: float = Field(description="Minutes, to a tenth: the shortest it can be fitted to.")
+    longest: float = Field(description="Minutes, to a tenth: the longest it can be fitted to.")
+    own: float = Field(description="Minutes, to a tenth: the routine's own length.")
+    total: float = Field(description="Minutes, to a tenth: the stages below together.")
+    stages: list[StageLength]
 
 
 class LightView(View):

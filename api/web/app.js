@@ -12,6 +12,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   rooms: [], // summaries from GET /rooms, in order
   routines: {}, // name -> routine
+  reach: {}, // routine name -> promise of what it can be fitted to (GET /routines/{name}/fit)
   profiles: [],
   views: {}, // room name -> {view, at: performance.now() when it arrived}
   screen: 'home', // home | session | feedback | thanks
@@ -209,6 +210,35 @@ function profileName(name) {
   return (profile && profile.display_name) || name;
 }
 
+// --- how long? --------------------------------------------------------------------------
+
+// Lengths people think in; each is offered when the routine can take it.
+const LENGTHS = [10, 15, 20, 30, 45, 60, 75, 90];
+
+function reachOf(name) {
+  if (!state.reach[name]) {
+    state.reach[name] = api(`/routines/${encodeURIComponent(name)}/fit`).catch(() => {
+      delete state.reach[name]; // ask again next time
+      return null;
+    });
+  }
+  return state.reach[name];
+}
+
+/** The "How long?" choices for a routine: its own length, then the lengths it can take. */
+async function fillLengths(select, routine) {
+  select.replaceChildren(h('option', { value: '', text: 'As written' }));
+  select.dataset.routine = routine;
+  const reach = await reachOf(routine);
+  if (!reach || select.dataset.routine !== routine) return; // another routine was chosen meanwhile
+  const low = Math.ceil(reach.shortest);
+  const high = Math.floor(reach.longest);
+  const choices = LENGTHS.filter((m) => m >= low && m <= high && Math.abs(m - reach.own) > 1);
+  select.replaceChildren(
+    h('option', { value: '', text: `As written · ${Math.round(reach.own)} min` }),
+    ...choices.map((m) => h('option', { value: String(m), text: `${m} min${m < reach.own ? ' (shorter)' : ' (longer)'}` })));
+}
+
 function buildHome() {
   const list = $('rooms');
   list.replaceChildren();
@@ -218,6 +248,9 @@ function buildHome() {
   for (const room of state.rooms) {
     const routine = h('select', { id: `routine-${room.name}`, 'aria-label': 'Routine' },
       routines.map((r) => h('option', { value: r.name, text: r.title || r.name, selected: r.name === room.routine })));
+    const minutes = h('select', { id: `minutes-${room.name}`, class: 'minutes', 'aria-label': 'How long?' });
+    routine.addEventListener('change', () => fillLengths(minutes, routine.value));
+    fillLengths(minutes, routine.value);
     const profile = h('select', { id: `profile-${room.name}`, 'aria-label': 'For whom' },
       h('option', { value: '', text: 'No profile' }),
       state.profiles.map((p) => h('option', { value: p.name, text: p.display_name || p.name })));
@@ -227,13 +260,14 @@ function buildHome() {
       h('div', { class: 'room-state' }),
       h('label', { class: 'field' }, 'Routine', routine),
       h('label', { class: 'field' }, 'For', profile),
+      h('label', { class: 'field' }, 'How long?', minutes),
       h('button', { class: 'link rate', type: 'button', text: 'How was the last one? Tell us', hidden: true,
         onclick: () => {
           const view = state.views[room.name] && state.views[room.name].view;
           if (view && view.last_session) showFeedback(room.name, view.last_session);
         } }),
       h('button', { class: 'primary big spa', type: 'button', text: 'Spa mode',
-        onclick: (event) => startSpa(room.name, routine.value, profile.value, event.currentTarget) }));
+        onclick: (event) => startSpa(room.name, routine.value, profile.value, event.currentTarget, { minutes: minutes.value }) }));
     list.append(card);
   }
 }
@@ -258,7 +292,7 @@ function renderHome() {
   }
 }
 
-async function startSpa(room, routine, profile, button, follows) {
+async function startSpa(room, routine, profile, button, { minutes, follows } = {}) {
   const entry = state.views[room];
   if (entry && entry.view.session) {
     state.focus = room;
@@ -268,6 +302,7 @@ async function startSpa(room, routine, profile, button, follows) {
   button.disabled = true;
   const body = { routine };
   if (profile) body.profile = profile;
+  if (minutes) body.minutes = Number(minutes);
   if (follows) body.follows = follows; // taking turns: linked to the session before
   const view = await command(`/rooms/${encodeURIComponent(room)}/spa`, { method: 'POST', body });
   button.disabled = false;
@@ -378,7 +413,27 @@ function renderSession() {
   $('ready').hidden = stage.timed;
   $('next').textContent = stage.index + 1 >= session.stages.length ? 'Finish' : 'Next';
   $('previous').disabled = false;
+  renderPlan(session);
   roomState($('session-room'), view);
+}
+
+function minutesText(seconds) {
+  const m = Math.round(seconds / 6) / 10; // to a tenth of a minute
+  return `${m} min`;
+}
+
+/** Every stage with its length (as fitted), the one now marked, and the whole. */
+function renderPlan(session) {
+  const total = minutesText(session.total_duration);
+  $('plan-total').textContent = session.minutes === null
+    ? `The stages: ${total} in all`
+    : `The stages, fitted to the ${session.minutes} minutes you have: ${total} in all`;
+  $('plan').replaceChildren(...session.stages.map((name, index) => {
+    const seconds = session.durations[index];
+    return h('li', { class: index === session.stage.index ? 'now' : '', data: { stage: name } },
+      h('span', { class: 'plan-stage', text: stageTitle(session.routine, name) }),
+      h('span', { class: 'plan-length', text: seconds === null ? 'when ready' : clock(seconds) }));
+  }));
 }
 
 function note(node, label, text) {
@@ -578,7 +633,7 @@ function wireFeedback() {
   });
   $('turn-start').addEventListener('click', (event) => {
     const { room, session } = state.ended;
-    startSpa(room, $('turn-routine').value, $('turn-profile').value, event.currentTarget, session.id);
+    startSpa(room, $('turn-routine').value, $('turn-profile').value, event.currentTarget, { follows: session.id });
   });
   $('home-button').addEventListener('click', () => show('home'));
 }

@@ -315,6 +315,81 @@ async def test_two_phones_feedback_once_then_your_turn(tmp_path: Path) -> None:
         assert one.errors == [] and two.errors == []
 
 
+async def test_how_long_offers_what_the_routine_can_take_and_the_session_shows_it(
+    tmp_path: Path,
+) -> None:
+    async with (
+        service(tmp_path) as (core, _, app),
+        serve(app) as base,
+        phone(base) as tab,
+        httpx.AsyncClient(base_url=base, timeout=10) as client,
+    ):
+        page = tab.page
+        await page.goto(base + "/")
+        card = page.locator('.room-card[data-room="bedroom"]')
+        how_long = card.get_by_label("How long?")
+
+        # The classic routine: its own length first, then lengths it can take.
+        await card.get_by_label("Routine").select_option("classic")
+        reach = (await client.get("/api/v1/routines/classic/fit")).json()
+        options = how_long.locator("option")
+        await expect(options.first).to_have_text(f"As written · {round(reach['own'])} min")
+        await expect(options).not_to_have_count(1)
+        values = [int(v) for v in await options.evaluate_all("os => os.map(o => o.value)") if v]
+        assert values == sorted(values)
+        assert all(reach["shortest"] <= m <= reach["longest"] for m in values), (values, reach)
+        assert any(m < reach["own"] for m in values) and any(m > reach["own"] for m in values)
+        shorter = max(m for m in values if m < reach["own"])
+        await how_long.select_option(str(shorter))
+
+        # Spa mode fitted to it: the stages' lengths add up to it.
+        await card.get_by_role("button", name="Spa mode").tap()
+        await expect(page.locator("#stage-title")).to_have_text("Getting ready")
+        await expect(page.locator("#plan-total")).to_have_text(
+            f"The stages, fitted to the {shorter} minutes you have: {shorter} min in all"
+        )
+        await expect(page.locator("#total-left")).to_have_text(f"{shorter}:00 in all")
+        session = core.room("bedroom").session
+        assert session is not None and session.fitted is not None
+        assert session.fitted.minutes == shorter
+        plan = page.locator("#plan li")
+        await expect(plan).to_have_count(len(session.routine.stages))
+        await expect(plan.locator(".plan-length")).to_have_text(
+            [
+                "when ready"
+                if s.duration is None
+                else f"{int(s.duration) // 60}:{int(s.duration) % 60:02d}"
+                for s in session.routine.stages
+            ]
+        )
+        await expect(plan.first).to_have_class("now")
+        await page.locator("#ready").tap()
+        await expect(plan.nth(1)).to_have_class("now")
+        await expect(page.locator("#stage-left")).to_have_text(
+            re.compile(rf"^{int(session.routine.stages[1].duration or 0) // 60}:")
+        )
+        await page.locator("#end").tap()
+        await page.locator("#confirm-end-yes").tap()
+        await expect(page.locator("#feedback h1")).to_have_text("How was it?")
+        await page.locator("#skip").tap()
+
+        # Another routine, other lengths: the taster cannot be made shorter than it is.
+        await card.get_by_label("Routine").select_option("taster")
+        taster = (await client.get("/api/v1/routines/taster/fit")).json()
+        await expect(options.first).to_have_text(f"As written · {round(taster['own'])} min")
+        values = [int(v) for v in await options.evaluate_all("os => os.map(o => o.value)") if v]
+        assert all(taster["own"] < m <= taster["longest"] for m in values), (values, taster)
+        # As written sends no length: the routine's own.
+        await how_long.select_option("")
+        await card.get_by_role("button", name="Spa mode").tap()
+        await expect(page.locator("#plan-total")).to_have_text(
+            f"The stages: {round(taster['own'])} min in all"
+        )
+        session = core.room("bedroom").session
+        assert session is not None and session.fitted is None
+        assert tab.errors == []
+
+
 async def test_the_app_shell_is_served(tmp_path: Path) -> None:
     async with (
         service(tmp_path) as (_, _, app),
