@@ -230,11 +230,9 @@ class Room:
             for coordinator in self.coordinators:
                 coordinator.begin_session()
             self._handle(session.start())
-            args: dict[str, object] = {
-                "routine": chosen.name,
-                "profile": profile,
-                "minutes": minutes,
-            }
+            args: dict[str, object] = {"routine": chosen.name, "profile": profile}
+            if minutes is not None:
+                args["minutes"] = minutes
             if follows is not None:
                 args["follows"] = follows
             self._log(session, "start", args)

@@ -165,6 +165,9 @@ async def test_learning_from_a_fitted_session_is_about_the_persons_own_lengths(
     ]
     durations = dict(zip(started["stages"], started["durations"], strict=True))
     assert durations["petrissage"] < 10 * 60
+    # The kneading was done (feedback is learnt only on the stages reached), then the end.
+    r = await client.post(f"{ROOM}/session/goto", json={"stage": "petrissage"})
+    assert r.status_code == 200, r.text
     await client.delete(f"{ROOM}/spa")
     r = await client.post(
         f"/api/v1/sessions/{started['id']}/feedback",
