@@ -6,15 +6,17 @@ table (`ambiance.core.commands`): declared once, for every door."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ambiance.core.people import EXPORT_FEEDBACK
+from ambiance.core.people import EXPORT_FEEDBACK, migrate
 from ambiance.core.profiles import (
+    AreaPressures,
     Areas,
     Brightness,
     DisplayName,
+    HealthAnswers,
     Notes,
     Pressure,
     Profile,
@@ -22,6 +24,7 @@ from ambiance.core.profiles import (
     StageMinutes,
     StageName,
     StagePressures,
+    UnmatchedAreas,
     Warmth,
 )
 from ambiance.core.views import (
@@ -79,6 +82,14 @@ class ProfileChanges(BaseModel):
     pressure: Pressure | None = None
     focus: Areas | None = None
     avoid: Areas | None = None
+    area_pressure: AreaPressures | None = None
+    unmatched_areas: UnmatchedAreas | None = None
+    health: HealthAnswers | None = Field(
+        default=None,
+        description="Only the answers sent change: "
+        '`{"health": {"pregnant": true}}` keeps the others, and an answer sent as `null` '
+        "is forgotten.",
+    )
     warmth: Warmth | None = None
     brightness: Brightness | None = None
     music: Short | None = None
@@ -96,6 +107,13 @@ class ProfileExport(BaseModel):
     feedback: list[dict[str, object]] = Field(
         default_factory=list, max_length=EXPORT_FEEDBACK, description="Its history (not replayed)."
     )
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _from_before_areas(cls, value: Any) -> Any:
+        # An export made before areas had ids: its free-text areas are migrated as the
+        # stored ones are (and what matches no area is kept as written).
+        return migrate(value)[0] if isinstance(value, dict) else value
 
 
 class FeedbackResult(BaseModel):

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ambiance.core.profiles import DayCheck
 from ambiance.core.room import Room
 from ambiance.core.scenes import NAME_PATTERN
 from ambiance.core.status import Status
@@ -50,6 +51,17 @@ class SpaRequest(Arguments):
         pattern=NAME_PATTERN,
         description="Whom the massage is for.",
         examples=["sam"],
+    )
+    today: DayCheck | None = Field(
+        default=None,
+        description="Today's answers, asked while getting ready. A stop sign (a fever or "
+        "feeling unwell, a swollen, warm and painful calf) refuses the massage (409 "
+        "`no_massage_today`); the room without it is `room_only`.",
+        examples=[{"painkillers_or_alcohol": True, "sore": ["neck"]}],
+    )
+    room_only: bool = Field(
+        default=False,
+        description="The relaxing room without a massage (the `quiet-room` routine).",
     )
 
 
@@ -134,7 +146,9 @@ _BUILT_IN = (
         "start",
         "Spa mode: snapshot the room, then walk the routine from its first stage.",
         SpaRequest,
-        lambda room, a: room.start_spa(routine=a.routine, profile=a.profile),
+        lambda room, a: room.start_spa(
+            routine=a.routine, profile=a.profile, today=a.today, room_only=a.room_only
+        ),
         (
             Rest(
                 "POST",

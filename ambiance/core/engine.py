@@ -20,7 +20,7 @@ from typing import Any
 
 from ambiance.core.scenes import Routine, Scene, Stage
 from ambiance.core.status import ENDED, Status
-from ambiance.core.views import SessionView, StageView
+from ambiance.core.views import GuidanceView, SessionView, StageView
 from ambiance.errors import Conflict, InvalidInput, NotFound
 from ambiance.infra.clock import Clock
 
@@ -251,7 +251,8 @@ class Session:
                 tempo=stage.tempo,
                 started_at=self.stage_started_at,
                 remaining=self.stage_remaining(now),
-                guidance=stage.guidance,
+                position=self.routine.position_of(stage),
+                guidance=GuidanceView.of(stage.guidance),
             ),
             total_remaining=self.total_remaining(now),
             stages=[s.name for s in self.routine.stages],

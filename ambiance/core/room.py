@@ -23,7 +23,7 @@ from ambiance.core.engine import Event as EngineEvent
 from ambiance.core.engine import Session
 from ambiance.core.events import Event, EventBus
 from ambiance.core.people import ProfileBook
-from ambiance.core.profiles import adapt
+from ambiance.core.profiles import ROOM_ONLY_ROUTINE, DayCheck, adapt
 from ambiance.core.scenes import Library, Scene, Stage
 from ambiance.core.status import ACTIVE, HealthStatus, RoomStatus
 from ambiance.core.views import DeviceHealth, RoomHealth, RoomView, SessionView, StateMessage
@@ -171,23 +171,42 @@ class Room:
 
     # --- commands -------------------------------------------------------------------
 
-    def start_spa(self, routine: str | None = None, profile: str | None = None) -> Session:
-        """Spa mode: snapshot the room, then walk the routine from its first stage."""
-        with self._work("start"):
-            return self._start_spa(routine, profile)
+    def start_spa(
+        self,
+        routine: str | None = None,
+        profile: str | None = None,
+        today: DayCheck | None = None,
+        room_only: bool = False,
+    ) -> Session:
+        """Spa mode: snapshot the room, then walk the routine from its first stage.
 
-    def _start_spa(self, routine: str | None, profile: str | None) -> Session:
+        `today`: the day's answers (a stop sign refuses the massage: NotToday);
+        `room_only`: the relaxing room without a massage (the quiet-room routine).
+        """
+        with self._work("start"):
+            return self._start_spa(routine, profile, today, room_only)
+
+    def _start_spa(
+        self, routine: str | None, profile: str | None, today: DayCheck | None, room_only: bool
+    ) -> Session:
         if self.session is not None:
             raise Conflict(
                 f"a session is already running in {self.name!r} "
                 f"(stage {self.session.stage.name!r}); stop it first"
             )
+        if room_only:
+            routine, today = ROOM_ONLY_ROUTINE, None  # no massage: nothing to ask
         chosen = self.library.routine(routine or self.config.routine)
         scenes: dict[str, Scene] = {}
-        if profile is not None:
-            if self.profiles is None:
-                raise Conflict("profiles need the store, which this room has not")
-            chosen, scenes = adapt(chosen, self.library.scenes, self.profiles.get(profile))
+        if profile is not None or today is not None:
+            person = None
+            if profile is not None:
+                if self.profiles is None:
+                    raise Conflict("profiles need the store, which this room has not")
+                person = self.profiles.get(profile)
+            # Today's answers are used here and kept nowhere: the adapted routine says
+            # what they changed (the command log and the state leave them out).
+            chosen, scenes = adapt(chosen, self.library.scenes, person, today)
         session = Session(chosen, self.clock, profile=profile, scenes=scenes)
         self.session = session
         with logs.context(session=session.id):
