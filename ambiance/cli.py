@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ambiance import __version__
 from ambiance.config import Settings, load_settings
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
-from ambiance.errors import AmbianceError, ConfigError
+from ambiance.core.scenes import warnings as scene_warnings
+from ambiance.errors import MAX_PROBLEM, MAX_PROBLEMS, AmbianceError, ConfigError, clip
 from ambiance.infra.auth import page_link
 from ambiance.infra.store import Tokens
 from ambiance.service import check_rooms
@@ -103,6 +104,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     found = library(settings, args.scenes)
     check_rooms(settings, found)
+    for warning in scene_warnings(found)[:MAX_PROBLEMS]:
+        print(f"warning: {clip(warning, MAX_PROBLEM)}", file=sys.stderr)
     print(
         f"ok: {len(settings.rooms)} room(s), {len(found.scenes)} scene(s), "
         f"{len(found.routines)} routine(s)"

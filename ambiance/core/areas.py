@@ -51,14 +51,14 @@ class Area:
 
 _WORKED = (
     Area("scalp", "scalp", words=("scalp",)),
-    Area("face", "face", words=("face", "forehead", "temples", "jaw")),
+    Area("face", "face", words=("their face", "forehead", "temples", "jaw")),
     Area("neck", "back of the neck", words=("neck",)),
     Area("shoulders", "shoulders", words=("shoulder", "shoulders", "trapezius")),
     Area("upper_back", "upper back", words=("upper back", "shoulder blade", "shoulder blades")),
     Area("lower_back", "lower back", words=("lower back", "waist")),
     Area("sides", "sides of the back", words=("the sides", "sides of the back")),
     Area("arms", "arms", words=("arms", "upper arm", "upper arms")),
-    Area("hands", "hands", words=("their hands", "their hand", "palms")),
+    Area("hands", "hands", words=("their hands", "their hand")),
     Area("glutes", "glutes", words=("glutes", "buttocks", "hips")),
     Area("thighs", "thighs", words=("thigh", "thighs", "hamstrings")),
     Area("calves", "calves", words=("calf", "calves")),

@@ -54,6 +54,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    StrictBool,
     StringConstraints,
     ValidationError,
     computed_field,
@@ -210,7 +211,7 @@ Areas = Annotated[list[AreaId], Field(max_length=MAX_AREAS), AfterValidator(_onc
 AreaPressures = Annotated[dict[AreaId, Pressure], Field(max_length=MAX_AREAS)]
 # A question answered "where": `true` (yes, where not said), a list of areas, or
 # `false`/`[]` (no). Left out (null): not answered.
-Where = bool | Areas
+Where = StrictBool | Areas
 Short = Annotated[str, StringConstraints(max_length=200), Trimmed]
 Notes = Annotated[str, StringConstraints(max_length=MAX_NOTES), Trimmed]
 Warmth = Literal["warmer", "as_scene", "cooler"]
@@ -241,26 +242,26 @@ class HealthAnswers(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pregnant: bool | None = Field(
+    pregnant: StrictBool | None = Field(
         default=None, description="Side-lying, soft on legs and lower back."
     )
-    blood_thinners: bool | None = Field(
+    blood_thinners: StrictBool | None = Field(
         default=None, description="Blood thinners or a clotting disorder: light pressure only."
     )
-    dvt_history: bool | None = Field(
+    dvt_history: StrictBool | None = Field(
         default=None, description="A past deep-vein thrombosis (a clot): light pressure only."
     )
     varicose_veins: Where | None = Field(
         default=None, description="Where: no pressure on or below them (true: the legs)."
     )
-    osteoporosis: bool | None = Field(default=None, description="Light pressure only.")
+    osteoporosis: StrictBool | None = Field(default=None, description="Light pressure only.")
     recent_injury: Where | None = Field(
         default=None, description="A recent injury, operation or fresh bruise, and where."
     )
     skin_condition: Where | None = Field(
         default=None, description="A rash or broken skin, and where."
     )
-    nut_allergy: bool | None = Field(default=None, description="No almond or other nut oils.")
+    nut_allergy: StrictBool | None = Field(default=None, description="No almond or other nut oils.")
 
 
 class DayCheck(BaseModel):
@@ -268,15 +269,15 @@ class DayCheck(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    fever_or_unwell: bool | None = Field(
+    fever_or_unwell: StrictBool | None = Field(
         default=None, description="A fever, an infection or feeling unwell: no massage today."
     )
-    swollen_calf: bool | None = Field(
+    swollen_calf: StrictBool | None = Field(
         default=None,
         description="A calf that is swollen, warm and painful (a possible clot): no massage; "
         "see a doctor.",
     )
-    painkillers_or_alcohol: bool | None = Field(
+    painkillers_or_alcohol: StrictBool | None = Field(
         default=None, description="Painkillers or alcohol today: light pressure only."
     )
     sore: Where | None = Field(default=None, description="Anything sore today, and where.")
@@ -725,17 +726,23 @@ class _Person:
         return [*self.profile.avoid, *self.plan.left_out]
 
     def pressure_on(self, stage: Stage, area_ids: Iterable[str]) -> Pressure:
-        """The pressure on these areas in this stage: the stage's, the area's own
-        setting (the lowest), and never past a cap."""
-        area_ids = list(area_ids)
-        profile = self.profile
-        pressure = _lowest(profile.area_pressure.get(a) for a in area_ids) or session_pressure(
-            profile, stage
-        )
-        if _is_friction(stage):
-            pressure = _at_most(pressure, profile.pressure)
-        caps = [self.plan.cap, *(self.plan.area_caps.get(a) for a in area_ids)]
-        return _lowest([pressure, *caps]) or pressure
+        """The pressure on these areas in this stage (the lowest of theirs; no areas:
+        the stage's), never past a cap."""
+        found = [self._on_area(stage, a) for a in area_ids]
+        if found:
+            return _lowest(found) or found[0]
+        stage_pressure = session_pressure(self.profile, stage)
+        return _lowest([stage_pressure, self.plan.cap]) or stage_pressure
+
+    def _on_area(self, stage: Stage, area_id: str) -> Pressure:
+        # An area's own setting counts as their overall pressure there, so the technique's
+        # limits and what the stage learned still apply; a softer setting is always kept.
+        pressure = session_pressure(self.profile, stage)
+        own = self.profile.area_pressure.get(area_id)
+        if own is not None:
+            there = session_pressure(self.profile.model_copy(update={"pressure": own}), stage)
+            pressure = own if _rank(own) < _rank(there) else there
+        return _lowest([pressure, self.plan.cap, self.plan.area_caps.get(area_id)]) or pressure
 
 
 def _step_for(stage: Stage, step: Step, person: _Person, position: Position) -> Step | None:
@@ -774,17 +781,26 @@ def _step_for(stage: Stage, step: Step, person: _Person, position: Position) -> 
 
 
 def _stage_steps(stage: Stage, person: _Person, position: Position) -> list[Step] | None:
-    """The stage's steps for this session; None when it worked areas and none is left."""
-    steps = []
+    """The stage's steps for this session; None when nothing of the stage is left to do.
+
+    A stage is its technique: that of its first step that works an area. When every step
+    of that technique is gone (the kneading of a kneading stage), what remains (a few
+    linking strokes) is not the stage any more, and its summary would still speak of
+    what was left out: the stage is left out.
+    """
+    steps: list[Step] = []
+    own: str | None = None
     had_work = False
     left_work = False
     for step in stage.guidance.steps:
         works = step.position is None and bool(_worked(step))
+        if works and not had_work:
+            own = step.technique
         had_work |= works
         new = _step_for(stage, step, person, position)
-        if new is not None:
-            steps.append(new)
-            left_work |= works
+        if new is not None and new.text not in (s.text for s in steps):
+            steps.append(new)  # (two rewritten steps may say the same: once is enough)
+            left_work |= works and step.technique == own
     return None if had_work and not left_work else steps
 
 
@@ -857,7 +873,7 @@ def _stage_guidance(
     summary = guidance.summary
     if profile.favourite_stage == stage.name:
         summary = _join(summary, f"This is {person.who}'s favourite part: take your time.")
-    if position != own:
+    if position != own and any(step.areas for step in steps):
         summary = _join(summary, f"{person.who} {_POSITION_WORDS[position]}.")
     summary = _join(summary, _focus_summary(stage, person, steps))
     update: dict[str, object] = {

@@ -371,6 +371,27 @@ def _validate(
         return None
 
 
+def warnings(library: Library) -> list[str]:
+    """What loads but deserves a look: a step that does not name its body areas.
+
+    Such a step (a plain text) is read for area names when a session leaves areas out,
+    and left out whole if it names one; named areas let it be rewritten instead.
+    """
+    found = []
+    for routine in library.routines.values():
+        path = library.sources.get(f"routine:{routine.name}", "?")
+        for i, stage in enumerate(routine.stages):
+            for j, step in enumerate(stage.guidance.steps):
+                if not step.named:
+                    found.append(
+                        f"{path}: routines.{routine.name}.stages[{i}].guidance.steps[{j}]: "
+                        "names no body area: write it as {text: ..., areas: [...]} "
+                        "(areas: [] when it touches no one) so a session can leave out "
+                        "what the receiver avoids"
+                    )
+    return found
+
+
 def load_library(folders: Iterable[Path]) -> Library:
     """Load every YAML file of `folders` (later folders override); raise ConfigError."""
     library = Library()
