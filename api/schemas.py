@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ambiance.core.people import EXPORT_FEEDBACK, migrate
 from ambiance.core.profiles import (
@@ -16,6 +16,7 @@ from ambiance.core.profiles import (
     Areas,
     Brightness,
     DisplayName,
+    FreeAreas,
     HealthAnswers,
     Notes,
     Pressure,
@@ -101,19 +102,30 @@ class ProfileChanges(BaseModel):
     favourite_stage: StageName | None = None
 
 
+class ExportedProfile(Profile):
+    """A profile as an export holds it: also one from before areas had ids, whose
+    `focus` and `avoid` were free text. Those are migrated as stored ones are: what names
+    an area becomes its id, anything else is kept as written in `unmatched_areas`."""
+
+    focus: FreeAreas = Field(default_factory=list)
+    avoid: FreeAreas = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_before_areas(cls, value: Any) -> Any:
+        return migrate(value)[0] if isinstance(value, dict) else value
+
+    def profile(self) -> Profile:
+        """The profile it holds (raises ValidationError if an area is still not one)."""
+        return Profile.model_validate(self.model_dump(mode="json"))
+
+
 class ProfileExport(BaseModel):
     format: Literal["ambiance.profile/1"]
-    profile: Profile
+    profile: ExportedProfile
     feedback: list[dict[str, object]] = Field(
         default_factory=list, max_length=EXPORT_FEEDBACK, description="Its history (not replayed)."
     )
-
-    @field_validator("profile", mode="before")
-    @classmethod
-    def _from_before_areas(cls, value: Any) -> Any:
-        # An export made before areas had ids: its free-text areas are migrated as the
-        # stored ones are (and what matches no area is kept as written).
-        return migrate(value)[0] if isinstance(value, dict) else value
 
 
 class FeedbackResult(BaseModel):

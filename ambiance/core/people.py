@@ -34,13 +34,17 @@ def migrate(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """
     changed = False
     out = dict(data)
-    unmatched = dict(out.get("unmatched_areas") or {})
+    unmatched = out.get("unmatched_areas", {})
+    if not isinstance(unmatched, dict):
+        return out, False  # not a profile's shape: validation says what is wrong
+    unmatched = dict(unmatched)
     for kind in ("focus", "avoid"):
         given = out.get(kind)
-        if not isinstance(given, list):
+        earlier = unmatched.get(kind, [])
+        if not isinstance(given, list) or not isinstance(earlier, list):
             continue
         ids: list[str] = []
-        kept = list(unmatched.get(kind) or [])
+        kept = list(earlier)
         for item in given:
             if not isinstance(item, str):
                 ids.append(item)  # not text: left for validation to refuse
@@ -51,12 +55,22 @@ def migrate(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
                 kept.append(item.strip())
             if not exact or found != [item]:
                 changed = True
-        out[kind] = list(dict.fromkeys(ids))
+        if changed:
+            out[kind] = _once(ids)
         if kept:
-            unmatched[kind] = list(dict.fromkeys(kept))[:MAX_FREE_AREAS]
+            unmatched[kind] = _once(kept)[:MAX_FREE_AREAS]
     if unmatched:
         out["unmatched_areas"] = unmatched
     return out, changed
+
+
+def _once(items: list[Any]) -> list[Any]:
+    """Each item once, in order (items that cannot be hashed are left for validation)."""
+    seen: list[Any] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
 
 
 class ProfileBook:
