@@ -591,16 +591,12 @@ def plan(profile: Profile, today: DayCheck | None = None) -> Plan:
             "the legs."
         )
         out.oil.append("No strong essential oils: a plain carrier oil, or at most a faint scent.")
-    light = []
-    if health.blood_thinners or health.dvt_history:
-        light.append("health")
-    if health.osteoporosis:
-        light.append("health")
-    if today.painkillers_or_alcohol:
-        light.append("today")
-    if light:
+    # Blood thinners, a clotting disorder, a past clot or fragile bones: light always;
+    # painkillers or alcohol: they cannot judge pressure today.
+    always = bool(health.blood_thinners or health.dvt_history or health.osteoporosis)
+    if always or today.painkillers_or_alcohol:
         out.cap = "soft"
-        when = "today" if light == ["today"] else "throughout"
+        when = "throughout" if always else "today"
         out.notes.append(
             f"A soft touch only, {when}: no deep work and no pressing on bones, and no friction."
         )
