@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from ambiance import __version__
 from ambiance.config import Settings, load_settings
 from ambiance.core.scenes import Library, builtin_scenes_dir, load_library
-from ambiance.errors import AmbianceError, ConfigError
+from ambiance.core.scenes import warnings as scene_warnings
+from ambiance.errors import MAX_PROBLEM, MAX_PROBLEMS, AmbianceError, ConfigError, clip
 from ambiance.infra.auth import page_link
 from ambiance.infra.store import DB_NAME, Store, Tokens, backups
 from ambiance.infra.store.restore import restore
@@ -105,6 +106,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     found = library(settings, args.scenes)
     preflight(settings, found)  # what `serve` checks before it starts, the same way
+    for warning in scene_warnings(found)[:MAX_PROBLEMS]:
+        print(f"warning: {clip(warning, MAX_PROBLEM)}", file=sys.stderr)
     print(
         f"ok: {len(settings.rooms)} room(s), {len(found.scenes)} scene(s), "
         f"{len(found.routines)} routine(s)"

@@ -6,15 +6,18 @@ table (`ambiance.core.commands`): declared once, for every door."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ambiance.core.people import EXPORT_FEEDBACK
+from ambiance.core.people import EXPORT_FEEDBACK, migrate
 from ambiance.core.profiles import (
+    AreaPressures,
     Areas,
     Brightness,
     DisplayName,
+    FreeAreas,
+    HealthAnswers,
     Notes,
     Pressure,
     Profile,
@@ -22,6 +25,7 @@ from ambiance.core.profiles import (
     StageMinutes,
     StageName,
     StagePressures,
+    UnmatchedAreas,
     Warmth,
 )
 from ambiance.core.views import (
@@ -80,6 +84,14 @@ class ProfileChanges(BaseModel):
     pressure: Pressure | None = None
     focus: Areas | None = None
     avoid: Areas | None = None
+    area_pressure: AreaPressures | None = None
+    unmatched_areas: UnmatchedAreas | None = None
+    health: HealthAnswers | None = Field(
+        default=None,
+        description="Only the answers sent change: "
+        '`{"health": {"pregnant": true}}` keeps the others, and an answer sent as `null` '
+        "is forgotten.",
+    )
     warmth: Warmth | None = None
     brightness: Brightness | None = None
     music: Short | None = None
@@ -91,9 +103,27 @@ class ProfileChanges(BaseModel):
     favourite_stage: StageName | None = None
 
 
+class ExportedProfile(Profile):
+    """A profile as an export holds it: also one from before areas had ids, whose
+    `focus` and `avoid` were free text. Those are migrated as stored ones are: what names
+    an area becomes its id, anything else is kept as written in `unmatched_areas`."""
+
+    focus: FreeAreas = Field(default_factory=list)
+    avoid: FreeAreas = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_before_areas(cls, value: Any) -> Any:
+        return migrate(value)[0] if isinstance(value, dict) else value
+
+    def profile(self) -> Profile:
+        """The profile it holds (raises ValidationError if an area is still not one)."""
+        return Profile.model_validate(self.model_dump(mode="json"))
+
+
 class ProfileExport(BaseModel):
     format: Literal["ambiance.profile/1"]
-    profile: Profile
+    profile: ExportedProfile
     feedback: list[dict[str, object]] = Field(
         default_factory=list, max_length=EXPORT_FEEDBACK, description="Its history (not replayed)."
     )

@@ -367,3 +367,29 @@ def test_backup_and_restore_from_the_command_line(data_dir: Path) -> None:
         1,
         f"error: {data_dir / 'nope.db'}: no such backup file\n",
     )
+
+
+def test_check_warns_of_a_step_that_names_no_body_area(data_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "legs.yaml").write_text(
+        "routines:\n  legs:\n    stages:\n"
+        "      - name: knead\n        scene: rest\n        duration: 5m\n"
+        "        guidance:\n          summary: Knead.\n          steps:\n"
+        "            - Knead the calves.\n"
+        "            - {text: Knead the thighs., areas: [thighs], technique: petrissage}\n"
+    )
+    ok = run("check", "--scenes", str(folder))
+    assert ok.returncode == 0, ok.stderr
+    warnings = [line for line in ok.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {folder / 'legs.yaml'}: routines.legs.stages[0].guidance.steps[0]: names no "
+        "body area: write it as {text: ..., areas: [...]} (areas: [] when it touches no one) "
+        "so a session can leave out what the receiver avoids"
+    ]
+    (folder / "legs.yaml").write_text(
+        (folder / "legs.yaml").read_text().replace("[thighs]", "[knees]")
+    )
+    bad = run("check", "--scenes", str(folder))
+    assert bad.returncode == 1
+    assert "steps[1].areas[0]: 'knees' is not a body area" in bad.stderr

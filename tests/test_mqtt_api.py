@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ambiance.config import DevicesConfig, RoomConfig, Settings
-from ambiance.core.profiles import Profile
+from ambiance.core.profiles import DayCheck, NotToday, Profile, refuse_if_stopped
 from ambiance.devices.distractions import (
     MqttDistraction,
     TasmotaDistraction,
@@ -409,3 +409,44 @@ async def test_phones_left_on_dnd_by_an_ended_session_are_taken_off_at_start(
                 assert json.loads(message.payload)["mode"] == "off"
             assert core.room("bedroom").phones is not None
             assert not core.room("bedroom").phones.on
+
+
+async def test_health_answers_stay_out_of_mqtt_and_the_logs(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Health answers (the profile's and today's) shape the session on this machine: no
+    state message, error report or log line carries them."""
+    health = {"pregnant": True, "nut_allergy": True, "blood_thinners": True}
+    rig.core.profiles.create(Profile.model_validate({"name": "sam", "health": health}))
+    today = '"today": {"painkillers_or_alcohol": true, "sore": ["neck"]}'
+    with caplog.at_level(logging.DEBUG):
+        rig.command('{"action": "start", "routine": "timed", "profile": "sam", ' + today + "}")
+        await rig.state(status="running", profile="sam")
+        rig.command('{"action": "stop"}')
+        await rig.state(status="idle")
+        rig.command('{"action": "start", "id": "c1", "today": {"fever_or_unwell": true}}')
+        error = await rig.sub.async_wait_for(
+            "ambiance/bedroom/error", predicate=lambda m: b"c1" in m.payload
+        )
+        rig.command('{"action": "start", "id": "c2", "today": "a fever and a sore neck"}')
+        await rig.sub.async_wait_for(
+            "ambiance/bedroom/error", predicate=lambda m: b"c2" in m.payload
+        )
+    body = json.loads(error.payload)
+    assert body["error"]["code"] == "no_massage_today"
+    assert "(left out)" in body["command"]
+    # The refusal's words are the same whichever stop sign it was: they tell nothing.
+    with pytest.raises(NotToday) as other:
+        refuse_if_stopped(None, DayCheck(swollen_calf=True))
+    assert body["error"]["message"] == other.value.message
+    ours = [m for m in rig.sub.messages if not m.topic.endswith("/cmd")]
+    assert any(m.topic == "ambiance/bedroom/state" for m in ours)
+    words = ("pregnan", "nut", "thinner", "painkiller", "fever", "sore", "neck")
+    for message in ours:
+        text = message.payload.decode("utf-8", errors="replace")
+        text = text.replace(json.dumps(other.value.message)[1:-1], "").lower()
+        assert not [w for w in words if w in text], (message.topic, text)
+    logged = caplog.text.replace(other.value.message, "").lower()
+    assert not [
+        w for w in ("pregnan", "nut_allergy", "thinner", "painkiller", "fever") if w in logged
+    ]

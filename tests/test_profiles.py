@@ -16,6 +16,7 @@ from ambiance.core.profiles import (
     Feedback,
     Pressure,
     Profile,
+    UnmatchedAreas,
     adapt,
     learn,
     session_pressure,
@@ -315,7 +316,8 @@ def test_guidance_names_pressure_areas_and_last_time(library: Library, classic: 
     profile = sam(
         pressure="medium",
         focus=["shoulders", "upper back"],
-        avoid=["lower back", "left knee"],
+        avoid=["lower back"],
+        unmatched_areas=UnmatchedAreas(avoid=["left knee"]),
         stage_pressure={"petrissage": "firm"},
         last_feedback={"petrissage": "firmer", "effleurage": "right"},
         favourite_stage="friction",
@@ -326,11 +328,13 @@ def test_guidance_names_pressure_areas_and_last_time(library: Library, classic: 
     assert petrissage.pressure.startswith("Use firm pressure for Sam here.")
     assert "Last time: firmer on petrissage." in petrissage.pressure
     assert petrissage.pressure.endswith(classic.stage("petrissage").guidance.pressure or "")
-    assert petrissage.steps[0] == (
-        "Sam would like extra time on: shoulders and upper back. "
-        "Stay away from: lower back and left knee."
+    assert petrissage.summary.endswith(
+        "Sam would like extra time on the shoulders and upper back: give them at least half "
+        "of this stage."
     )
-    assert petrissage.steps[1:] == classic.stage("petrissage").guidance.steps
+    assert petrissage.texts == classic.stage("petrissage").guidance.texts
+    assert petrissage.caution is not None
+    assert petrissage.caution.endswith("Sam asked you to avoid: lower back and left knee.")
 
     effleurage = adapted.stage("effleurage").guidance
     assert effleurage.pressure is not None
@@ -351,7 +355,8 @@ def test_guidance_names_pressure_areas_and_last_time(library: Library, classic: 
 def test_caution_keeps_the_routine_text_and_adds_the_areas_to_avoid(
     library: Library, classic: Routine
 ) -> None:
-    adapted, _ = adapt(classic, library.scenes, sam(avoid=["lower back", "left shoulder"]))
+    profile = sam(avoid=["lower back"], unmatched_areas=UnmatchedAreas(avoid=["left shoulder"]))
+    adapted, _ = adapt(classic, library.scenes, profile)
     for original, new in zip(classic.stages, adapted.stages, strict=True):
         caution = new.guidance.caution
         assert caution is not None
@@ -375,14 +380,14 @@ def test_the_prepare_stage_names_oil_scent_music_and_notes(
         notes="Cold feet: an extra blanket.",
     )
     prepare = adapt(classic, library.scenes, profile)[0].stage("prepare").guidance
-    assert prepare.steps[0] == (
+    assert prepare.texts[0] == (
         "For alex: oil: sweet almond; scent: lavender; music: rain sounds, no vocals."
     )
-    assert prepare.steps[1] == "Notes about alex: Cold feet: an extra blanket."
+    assert prepare.texts[1] == "Notes about alex: Cold feet: an extra blanket."
     assert prepare.steps[2:] == classic.stage("prepare").guidance.steps
     # Other stages do not repeat them.
-    assert adapt(classic, library.scenes, profile)[0].stage("petrissage").guidance.steps == (
-        classic.stage("petrissage").guidance.steps
+    assert adapt(classic, library.scenes, profile)[0].stage("petrissage").guidance.texts == (
+        classic.stage("petrissage").guidance.texts
     )
 
 
@@ -390,7 +395,7 @@ def test_stages_without_hands_get_no_pressure_line(library: Library, classic: Ro
     adapted, _ = adapt(classic, library.scenes, sam(pressure="firm", focus=["shoulders"]))
     for name in ("rest", "wake"):
         assert adapted.stage(name).guidance.pressure is None
-        assert adapted.stage(name).guidance.steps == classic.stage(name).guidance.steps
+        assert adapted.stage(name).guidance.texts == classic.stage(name).guidance.texts
 
 
 @pytest.mark.parametrize("overall", PRESSURES)

@@ -629,7 +629,7 @@ def test_every_shipped_stage_has_guidance(shipped: Library) -> None:
             assert s.title, where
             assert s.guidance.summary.strip(), where
             assert 3 <= len(s.guidance.steps) <= 6, where
-            assert all(step.strip() for step in s.guidance.steps), where
+            assert all(step.text.strip() for step in s.guidance.steps), where
 
 
 def test_shipped_scenes_are_spa_like(shipped: Library) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ambiance.core.fitting import MAX_MINUTES, MIN_MINUTES
+from ambiance.core.profiles import DayCheck
 from ambiance.core.room import Room
 from ambiance.core.scenes import NAME_PATTERN
 from ambiance.core.status import Status
@@ -71,6 +72,17 @@ class SpaRequest(Arguments):
         "shape; left out: its own length. A length the routine cannot take is a 422 "
         "naming the shortest and longest possible (GET /routines/{name}/fit).",
         examples=[20],
+    )
+    today: DayCheck | None = Field(
+        default=None,
+        description="Today's answers, asked while getting ready. A stop sign (a fever or "
+        "feeling unwell, a swollen, warm and painful calf) refuses the massage (409 "
+        "`no_massage_today`); the room without it is `room_only`.",
+        examples=[{"painkillers_or_alcohol": True, "sore": ["neck"]}],
+    )
+    room_only: bool = Field(
+        default=False,
+        description="The relaxing room without a massage (the `quiet-room` routine).",
     )
 
 
@@ -156,7 +168,12 @@ _BUILT_IN = (
         "Spa mode: snapshot the room, then walk the routine from its first stage.",
         SpaRequest,
         lambda room, a: room.start_spa(
-            routine=a.routine, profile=a.profile, minutes=a.minutes, follows=a.follows
+            routine=a.routine,
+            profile=a.profile,
+            minutes=a.minutes,
+            follows=a.follows,
+            today=a.today,
+            room_only=a.room_only,
         ),
         (
             Rest(

@@ -21,7 +21,7 @@ from typing import Any
 from ambiance.core.fitting import Fitted
 from ambiance.core.scenes import Routine, Scene, Stage
 from ambiance.core.status import ENDED, Status
-from ambiance.core.views import SessionView, StageView, stages_reached
+from ambiance.core.views import GuidanceView, SessionView, StageView, stages_reached
 from ambiance.errors import Conflict, InvalidInput, NotFound
 from ambiance.infra.clock import Clock
 
@@ -263,7 +263,8 @@ class Session:
                 tempo=stage.tempo,
                 started_at=self.stage_started_at,
                 remaining=self.stage_remaining(now),
-                guidance=stage.guidance,
+                position=self.routine.position_of(stage),
+                guidance=GuidanceView.of(stage.guidance),
             ),
             total_remaining=self.total_remaining(now),
             total_duration=self.routine.total_duration,

@@ -44,8 +44,10 @@ The learning rule (`learn`)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
-from typing import Annotated, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -54,14 +56,30 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    StrictBool,
     StringConstraints,
     ValidationError,
+    computed_field,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from ambiance.core.scenes import NAME_PATTERN, Guidance, LightsSpec, Routine, Scene, Stage
-from ambiance.errors import InvalidInput, NotFound
+from ambiance.core import areas as body
+from ambiance.core.areas import AREAS, AreaId
+from ambiance.core.scenes import (
+    NAME_PATTERN,
+    PRESSURES,
+    Guidance,
+    LightsSpec,
+    Position,
+    Pressure,
+    Routine,
+    Scene,
+    Stage,
+    Step,
+)
+from ambiance.errors import Conflict, InvalidInput, NotFound
 
 __all__ = [
     "BRIGHTER_FACTOR",
@@ -69,6 +87,7 @@ __all__ = [
     "DIMMER_FACTOR",
     "FAVOURITE_GROWTH",
     "FAVOURITE_MAX_FACTOR",
+    "FOCUS_GROWTH",
     "MAX_BRIGHTNESS",
     "MAX_KELVIN",
     "MAX_STAGE_FACTOR",
@@ -79,14 +98,22 @@ __all__ = [
     "MIN_STAGE_MINUTES",
     "PRESSURES",
     "WARMTH_STEP_K",
+    "DayCheck",
     "Feedback",
+    "HealthAnswers",
     "Hint",
+    "NotToday",
+    "Plan",
     "Pressure",
     "Profile",
+    "StopSign",
+    "UnmatchedAreas",
     "adapt",
     "learn",
+    "plan",
     "session_pressure",
     "stage_seconds",
+    "stop_signs",
 ]
 
 # --- SAFE BOUNDS ---------------------------------------------------------------------
@@ -117,11 +144,13 @@ MAX_BRIGHTNESS = 70.0
 FAVOURITE_GROWTH = 1.10
 FAVOURITE_MAX_FACTOR = 1.5
 
+# Focus: a stage that works an area they want more time on gets 25 % more time (within
+# the duration bounds above), unless they set that stage's length themselves.
+FOCUS_GROWTH = 1.25
+
 # --- the models ----------------------------------------------------------------------
 
-Pressure = Literal["soft", "medium", "firm"]
 Hint = Literal["softer", "right", "firmer"]
-PRESSURES: tuple[Pressure, ...] = ("soft", "medium", "firm")
 
 FRICTION = "friction"  # a stage (or its scene) of this name: the firmest technique
 PREPARE = "prepare"  # the set-up stage: gets the oil, scent, music and notes
@@ -129,7 +158,8 @@ PREPARE = "prepare"  # the set-up stage: gets the oil, scent, music and notes
 # more than its technique calls for: effleurage opens light to medium, closing is light.
 DEFAULT_CEILING: dict[str, Pressure] = {"effleurage": "medium", "closing": "soft"}
 
-MAX_AREAS = 20
+MAX_AREAS = len(AREAS)  # each area at most once
+MAX_FREE_AREAS = 20  # free-text areas kept from before areas had ids
 MAX_STAGES = 64  # entries in each per-stage mapping
 MAX_NOTES = 2000
 MAX_SESSIONS = 1_000_000  # a counter's bound: a session a day for 2,700 years
@@ -172,7 +202,18 @@ def _whole_number(value: object) -> object:
 # A profile's fields, by type: ProfileChanges (the API's PATCH body) takes the same ones.
 DisplayName = Annotated[str, StringConstraints(max_length=100), Trimmed]
 Area = Annotated[str, StringConstraints(max_length=200, pattern=NOT_BLANK), Trimmed]
-Areas = Annotated[list[Area], Field(max_length=MAX_AREAS)]
+FreeAreas = Annotated[list[Area], Field(max_length=MAX_FREE_AREAS)]
+
+
+def _once(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))  # "shoulders" and "Shoulders" are one area
+
+
+Areas = Annotated[list[AreaId], Field(max_length=MAX_AREAS), AfterValidator(_once)]
+AreaPressures = Annotated[dict[AreaId, Pressure], Field(max_length=MAX_AREAS)]
+# A question answered "where": `true` (yes, where not said), a list of areas, or
+# `false`/`[]` (no). Left out (null): not answered.
+Where = StrictBool | Areas
 Short = Annotated[str, StringConstraints(max_length=200), Trimmed]
 Notes = Annotated[str, StringConstraints(max_length=MAX_NOTES), Trimmed]
 Warmth = Literal["warmer", "as_scene", "cooler"]
@@ -183,6 +224,73 @@ StagePressures = Annotated[
     dict[StageName, Pressure], Field(max_length=MAX_STAGES), _OnlyPatternKeys()
 ]
 StageHints = Annotated[dict[StageName, Hint], Field(max_length=MAX_STAGES), _OnlyPatternKeys()]
+
+
+class UnmatchedAreas(BaseModel):
+    """Areas a profile named in free text before areas had ids, kept as written where
+    they match no area (and, for areas to avoid, also where they only contain one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    focus: FreeAreas = Field(default_factory=list)
+    avoid: FreeAreas = Field(default_factory=list)
+
+
+class HealthAnswers(BaseModel):
+    """Health questions that change the massage; each optional (null: not answered).
+
+    Kept on this machine only: in the profile, its export, and gone with it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    pregnant: StrictBool | None = Field(
+        default=None, description="Side-lying, soft on legs and lower back."
+    )
+    blood_thinners: StrictBool | None = Field(
+        default=None, description="Blood thinners or a clotting disorder: light pressure only."
+    )
+    dvt_history: StrictBool | None = Field(
+        default=None, description="A past deep-vein thrombosis (a clot): light pressure only."
+    )
+    varicose_veins: Where | None = Field(
+        default=None, description="Where: no pressure on or below them (true: the legs)."
+    )
+    osteoporosis: StrictBool | None = Field(default=None, description="Light pressure only.")
+    recent_injury: Where | None = Field(
+        default=None, description="A recent injury, operation or fresh bruise, and where."
+    )
+    skin_condition: Where | None = Field(
+        default=None, description="A rash or broken skin, and where."
+    )
+    nut_allergy: StrictBool | None = Field(default=None, description="No almond or other nut oils.")
+
+
+class DayCheck(BaseModel):
+    """The questions of the day, asked while getting ready; each optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fever_or_unwell: StrictBool | None = Field(
+        default=None, description="A fever, an infection or feeling unwell: no massage today."
+    )
+    swollen_calf: StrictBool | None = Field(
+        default=None,
+        description="A calf that is swollen, warm and painful (a possible clot): no massage; "
+        "see a doctor.",
+    )
+    painkillers_or_alcohol: StrictBool | None = Field(
+        default=None, description="Painkillers or alcohol today: light pressure only."
+    )
+    sore: Where | None = Field(default=None, description="Anything sore today, and where.")
+
+
+def _drop_warnings(data: Any) -> Any:
+    # `warnings` is worked out from the profile: one sent back (a GET's body PUT again,
+    # an export imported) is read past, not refused.
+    if isinstance(data, dict) and "warnings" in data:
+        data = {k: v for k, v in data.items() if k != "warnings"}
+    return data
 
 
 class Profile(BaseModel):
@@ -198,8 +306,16 @@ class Profile(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="The id: lowercase, e.g. `sam`.")
     display_name: DisplayName = ""
     pressure: Pressure = "medium"
-    focus: Areas = Field(default_factory=list)
-    avoid: Areas = Field(default_factory=list)
+    focus: Areas = Field(default_factory=list, description="Body areas to spend more time on.")
+    avoid: Areas = Field(default_factory=list, description="Body areas to leave out.")
+    area_pressure: AreaPressures = Field(
+        default_factory=dict, description="Pressure per body area (the area's steps use it)."
+    )
+    unmatched_areas: UnmatchedAreas = Field(
+        default_factory=UnmatchedAreas,
+        description="Free-text areas from before areas had ids, kept as written.",
+    )
+    health: HealthAnswers = Field(default_factory=HealthAnswers)
     warmth: Warmth = "as_scene"
     brightness: Brightness = "as_scene"
     music: Short = ""
@@ -220,10 +336,35 @@ class Profile(BaseModel):
         default=0, ge=0, le=MAX_SESSIONS, strict=True
     )
 
+    _drop = model_validator(mode="before")(_drop_warnings)
+
     @property
     def who(self) -> str:
         """How the guidance calls them: the display name, else the id."""
         return self.display_name or self.name
+
+    @computed_field(description="What in this profile the session cannot use as it is.")
+    def warnings(self) -> list[str]:
+        found = []
+        for kind, texts in (
+            ("focus", self.unmatched_areas.focus),
+            ("avoid", self.unmatched_areas.avoid),
+        ):
+            for text in texts:
+                found.append(
+                    f"{kind}: {text!r} is kept as written (shown to the giver) but is not a "
+                    "body area, so no step changes for it: name the area by its id or name"
+                )
+        both = [a for a in self.focus if a in self.avoid]
+        if both:
+            found.append(f"focus and avoid both name {body.listing(both)}: it is left out")
+        for question in ("recent_injury", "skin_condition"):
+            if getattr(self.health, question) is True:
+                found.append(
+                    f"health.{question}: where? Name the areas so the steps on them are left "
+                    "out; until then the giver is asked to find out and keep away"
+                )
+        return found
 
 
 class Feedback(BaseModel):
@@ -280,6 +421,11 @@ def _is_friction(stage: Stage) -> bool:
 
 def _is_prepare(stage: Stage) -> bool:
     return PREPARE in (stage.name, stage.scene)
+
+
+def _lowest(pressures: Iterable[Pressure | None]) -> Pressure | None:
+    ranks = [_rank(p) for p in pressures if p is not None]
+    return PRESSURES[min(ranks)] if ranks else None
 
 
 def session_pressure(profile: Profile, stage: Stage) -> Pressure:
@@ -345,12 +491,189 @@ def _adapt_scene(scene: Scene, profile: Profile) -> Scene:
     return scene.model_copy(update={"lights": lights})
 
 
+# --- health and today: the plan ------------------------------------------------------
+
+_LEGS = ("thighs", "back_of_knee", "calves", "feet")
+# Pregnancy: no deep work on the legs or the lower back.
+_PREGNANCY_SOFT = ("lower_back", "thighs", "calves")
+# Oils pressed from nuts (and the seeds sold with them): none with a nut allergy.
+_NUT_OILS = re.compile(
+    r"almond|nut|macadamia|pecan|pistachio|hazel|cashew|brazil|argan|kukui|shea|marula",
+    re.IGNORECASE,
+)
+SAFE_OILS = "grapeseed, sunflower or jojoba"
+ROOM_ONLY_ROUTINE = "quiet-room"  # the relaxing room without a massage (scenes/)
+
+
+class NotToday(Conflict):
+    """A stop sign among today's answers: no massage (HTTP 409).
+
+    The message names the stop signs in general words, never which one was answered (it
+    may reach a log or an MQTT error topic); `detail` names the answers, for the asker.
+    """
+
+    code = "no_massage_today"
+
+
+@dataclass(frozen=True)
+class StopSign:
+    answer: str  # the DayCheck field
+    why: str
+
+
+@dataclass
+class Plan:
+    """What this person's health answers and today's change in the session."""
+
+    position: Position | None = None  # every face-down stage becomes this
+    cap: Pressure | None = None  # the most pressure anywhere
+    area_caps: dict[str, Pressure] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)  # areas left out for health, today
+    notes: list[str] = field(default_factory=list)  # for the giver, while getting ready
+    oil: list[str] = field(default_factory=list)
+
+    def soft_on(self, area_ids: Iterable[str]) -> bool:
+        """Only a soft touch on these areas: no deep work (friction) there."""
+        return self.cap == "soft" or all(self.area_caps.get(a) == "soft" for a in area_ids)
+
+
+def _where(answer: bool | list[str] | None, when_unsaid: Iterable[str] = ()) -> list[str] | None:
+    """The areas an answer names; `when_unsaid` for a plain yes; None for no answer/no."""
+    if answer is None or answer is False or answer == []:
+        return None
+    return list(when_unsaid) if answer is True else list(answer)
+
+
+def stop_signs(profile: Profile | None, today: DayCheck | None) -> list[StopSign]:
+    """The answers that mean no massage today."""
+    if today is None:
+        return []
+    found = []
+    if today.fever_or_unwell:
+        found.append(
+            StopSign(
+                "fever_or_unwell",
+                "with a fever, an infection or feeling unwell the body needs rest, and a "
+                "massage can make it worse",
+            )
+        )
+    if today.swollen_calf:
+        found.append(
+            StopSign(
+                "swollen_calf",
+                "a calf that is swollen, warm and painful can be a blood clot: do not massage "
+                "it or anywhere else, and see a doctor today",
+            )
+        )
+    return found
+
+
+def refuse_if_stopped(profile: Profile | None, today: DayCheck | None) -> None:
+    """Raise NotToday when a stop sign was answered."""
+    signs = stop_signs(profile, today)
+    if not signs:
+        return
+    raise NotToday(
+        "No massage today: a fever or feeling unwell, or a calf that is swollen, warm and "
+        "painful, means no massage (for the calf, see a doctor today). The relaxing room "
+        'is still there without the massage: start again with "room_only": true.',
+        detail={
+            "stop_signs": [{"answer": s.answer, "why": s.why} for s in signs],
+            "room_only": {"room_only": True},
+        },
+    )
+
+
+def plan(profile: Profile, today: DayCheck | None = None) -> Plan:
+    """Turn the health answers (and today's) into position, caps, areas left out, oil."""
+    health = profile.health
+    today = today or DayCheck()
+    out = Plan()
+    who = profile.who
+    left: list[str] = []
+    if health.pregnant:
+        out.position = "side_lying"
+        out.area_caps.update(dict.fromkeys(_PREGNANCY_SOFT, "soft"))
+        out.notes.append(
+            f"Side-lying for {who}, never face down; a soft touch only on the lower back and "
+            "the legs."
+        )
+        out.oil.append("No strong essential oils: a plain carrier oil, or at most a faint scent.")
+    # Blood thinners, a clotting disorder, a past clot or fragile bones: light always;
+    # painkillers or alcohol: they cannot judge pressure today.
+    always = bool(health.blood_thinners or health.dvt_history or health.osteoporosis)
+    if always or today.painkillers_or_alcohol:
+        out.cap = "soft"
+        when = "throughout" if always else "today"
+        out.notes.append(
+            f"A soft touch only, {when}: no deep work and no pressing on bones, and no friction."
+        )
+    varicose = _where(health.varicose_veins, _LEGS)
+    if varicose:
+        left += body.below(varicose)
+    for answer in (health.recent_injury, health.skin_condition, today.sore):
+        named = _where(answer)
+        if named:
+            left += named
+    asked = [
+        text
+        for answer, text in (
+            (health.recent_injury, "an injury, operation or fresh bruise"),
+            (health.skin_condition, "a rash or broken skin"),
+            (today.sore, "anywhere sore today"),
+        )
+        if answer is True
+    ]
+    if asked:
+        out.notes.append(
+            f"Ask {who} where exactly there is {body_join(asked)}, and keep well away from it."
+        )
+    out.left_out = _once([a for a in left if a not in profile.avoid])
+    if health.nut_allergy:
+        out.oil.append(f"No almond or other nut oils: use {SAFE_OILS} oil.")
+    return out
+
+
+def body_join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} or {items[-1]}"
+
+
 # --- guidance ------------------------------------------------------------------------
 
 _PRESSURE_WORDS: dict[Pressure, str] = {
     "soft": "a soft touch",
     "medium": "medium pressure",
     "firm": "firm pressure",
+}
+
+_POSITION_SETUP: dict[Position, str] = {
+    "face_down": "Help {who} lie face down with a pillow under the ankles, so the lower back "
+    "can relax.",
+    "side_lying": "Help {who} lie on their side: a pillow under the head, one between the "
+    "knees and one to hug. Work the side facing up from behind them, then help them turn "
+    "over and do the other side.",
+    "seated": "Seat {who} back to front on a chair, leaning forward on a cushion over the "
+    "backrest.",
+    "face_up": "Help {who} lie on their back with a pillow under the knees.",
+}
+_POSITION_WORDS: dict[Position, str] = {
+    "face_down": "lies face down",
+    "side_lying": "lies on their side: work the side facing up, from behind them",
+    "seated": "sits leaning forward",
+    "face_up": "lies on their back",
+}
+
+# A step that worked an area now left out, rewritten to name only the others.
+_REWRITE: dict[str | None, str] = {
+    "effleurage": "Long, slow, gliding strokes with flat, relaxed hands over the {areas} only.",
+    "petrissage": "Knead the {areas} only: lift, squeeze and roll the muscle, one hand after "
+    "the other.",
+    "friction": "Find one tight spot on the {areas} only, make a few small, slow circles on "
+    "it, then smooth it over with a flat hand.",
+    "holding": "Rest your hands still on the {areas} for a few breaths.",
+    None: "Work the {areas} only here.",
 }
 
 
@@ -369,14 +692,8 @@ def _join(*parts: str | None) -> str:
     return " ".join(part.strip() for part in parts if part and part.strip())
 
 
-def _areas_step(profile: Profile) -> str | None:
-    who = profile.who
-    sentences = []
-    if profile.focus:
-        sentences.append(f"{who} would like extra time on: {_listing(profile.focus)}.")
-    if profile.avoid:
-        sentences.append(f"Stay away from: {_listing(profile.avoid)}.")
-    return " ".join(sentences) or None
+def _note(text: str) -> Step:
+    return Step(text=text, areas=[])
 
 
 def _hands_on(stage: Stage, profile: Profile) -> bool:
@@ -388,74 +705,236 @@ def _hands_on(stage: Stage, profile: Profile) -> bool:
     )
 
 
-def _prepare_guidance(stage: Stage, routine: Routine, profile: Profile) -> Guidance:
-    who = profile.who
-    names = [s.name for s in routine.stages]
-    last = [_last_time(s, h) for s, h in profile.last_feedback.items() if s in names]
-    favourite = profile.favourite_stage if profile.favourite_stage in names else None
-    pressure = _join(
-        f"{who} likes {_PRESSURE_WORDS[profile.pressure]} in general.",
-        f"Last time: {_listing(last)}." if last else None,
-        f"Their favourite so far is {favourite}." if favourite else None,
-        stage.guidance.pressure,
-    )
-    likes = [
-        f"{label}: {value}"
-        for label, value in (("oil", profile.oil), ("scent", profile.scent))
-        if value
-    ]
-    if profile.music:
-        likes.append(f"music: {profile.music}")
-    personal = [
-        f"For {who}: {'; '.join(likes)}." if likes else None,
-        f"Notes about {who}: {profile.notes}" if profile.notes else None,
-        _areas_step(profile),
-    ]
-    steps = [step for step in personal if step] + list(stage.guidance.steps)
-    return stage.guidance.model_copy(
+def _worked(step: Step) -> list[str]:
+    """The areas a step works: as it names them, or as its text names them (an area of
+    caution a plain text names is one to stay off: "beside the spine, never on it")."""
+    if step.areas is not None:
+        return list(step.areas)
+    return [a for a in body.areas_in_text(step.text) if not AREAS[a].caution]
+
+
+@dataclass
+class _Person:
+    """Everything adapt() needs about whom the session is for."""
+
+    profile: Profile
+    plan: Plan
+    guest: bool  # no profile: only today's answers
+
+    @property
+    def who(self) -> str:
+        return "them" if self.guest else self.profile.who
+
+    @property
+    def left_out(self) -> list[str]:
+        return [*self.profile.avoid, *self.plan.left_out]
+
+    def pressure_on(self, stage: Stage, area_ids: Iterable[str]) -> Pressure:
+        """The pressure on these areas in this stage (the lowest of theirs; no areas:
+        the stage's), never past a cap."""
+        found = [self._on_area(stage, a) for a in area_ids]
+        if found:
+            return _lowest(found) or found[0]
+        stage_pressure = session_pressure(self.profile, stage)
+        return _lowest([stage_pressure, self.plan.cap]) or stage_pressure
+
+    def _on_area(self, stage: Stage, area_id: str) -> Pressure:
+        # An area's own setting counts as their overall pressure there, so the technique's
+        # limits and what the stage learned still apply; a softer setting is always kept.
+        pressure = session_pressure(self.profile, stage)
+        own = self.profile.area_pressure.get(area_id)
+        if own is not None:
+            there = session_pressure(self.profile.model_copy(update={"pressure": own}), stage)
+            pressure = own if _rank(own) < _rank(there) else there
+        return _lowest([pressure, self.plan.cap, self.plan.area_caps.get(area_id)]) or pressure
+
+
+def _step_for(stage: Stage, step: Step, person: _Person, position: Position) -> Step | None:
+    """The step for this session, or None when it would work only what is left out."""
+    if step.position is not None:
+        if step.position == position:
+            return step
+        return _note(_POSITION_SETUP[position].format(who=person.who)).model_copy(
+            update={"position": position}
+        )
+    worked = _worked(step)
+    if not worked:
+        return step
+    friction = step.technique == "friction" or (step.technique is None and _is_friction(stage))
+    keep = [a for a in worked if a not in person.left_out]
+    if friction:
+        keep = [a for a in keep if not person.plan.soft_on([a])]
+    muscles = [a for a in keep if not AREAS[a].caution]
+    if not muscles:
+        return None
+    text = step.text
+    if keep != worked:
+        if not step.named:
+            return None  # plain text that names a left-out area: it cannot be rewritten
+        text = _REWRITE[step.technique].format(areas=body.listing(muscles))
+    pressure = _lowest([person.pressure_on(stage, keep), step.pressure])
+    return step.model_copy(
         update={
-            "steps": steps,
+            "text": text,
+            "areas": keep,
             "pressure": pressure,
-            "caution": _caution(stage, profile),
+            "focus": any(a in person.profile.focus for a in keep)
+            and not any(a in person.profile.avoid for a in keep),
         }
     )
 
 
-def _stage_guidance(stage: Stage, profile: Profile) -> Guidance:
-    who = profile.who
+def _stage_steps(stage: Stage, person: _Person, position: Position) -> list[Step] | None:
+    """The stage's steps for this session; None when nothing of the stage is left to do.
+
+    A stage is its technique: that of its first step that works an area. When every step
+    of that technique is gone (the kneading of a kneading stage), what remains (a few
+    linking strokes) is not the stage any more, and its summary would still speak of
+    what was left out: the stage is left out.
+    """
+    steps: list[Step] = []
+    own: str | None = None
+    had_work = False
+    left_work = False
+    for step in stage.guidance.steps:
+        works = step.position is None and bool(_worked(step))
+        if works and not had_work:
+            own = step.technique
+        had_work |= works
+        new = _step_for(stage, step, person, position)
+        if new is not None and new.text not in (s.text for s in steps):
+            steps.append(new)  # (two rewritten steps may say the same: once is enough)
+            left_work |= works and step.technique == own
+    return None if had_work and not left_work else steps
+
+
+def _caution(stage: Stage, person: _Person) -> str | None:
+    """The routine's own caution, always kept, then what this person leaves out."""
+    profile = person.profile
+    avoid = [AREAS[a].name for a in profile.avoid] + profile.unmatched_areas.avoid
+    return (
+        _join(
+            stage.guidance.caution,
+            f"{person.who} asked you to avoid: {_listing(avoid)}." if avoid else None,
+            f"Also leave out today: {body.listing(person.plan.left_out)}."
+            if person.plan.left_out
+            else None,
+        )
+        or None
+    )
+
+
+def _pressure_line(stage: Stage, person: _Person, steps: list[Step]) -> str | None:
+    profile = person.profile
+    who = person.who
+    guidance = stage.guidance
+    pressure = person.pressure_on(stage, [])
+    words = _PRESSURE_WORDS[pressure]
+    if _is_friction(stage):
+        mine = (
+            f"At most {words} for {who} here: never firmer than they like in general, and "
+            "only where welcome."
+        )
+    else:
+        mine = f"Use {words} for {who} here."
+    by_pressure: dict[Pressure, list[str]] = {}
+    for area_id in _once([a for step in steps for a in step.areas or () if not AREAS[a].caution]):
+        own = person.pressure_on(stage, [area_id])
+        if own != pressure:
+            by_pressure.setdefault(own, []).append(area_id)
+    exceptions = [
+        f"On the {body.listing(ids)}: {_PRESSURE_WORDS[p]}." for p, ids in by_pressure.items()
+    ]
+    hint = profile.last_feedback.get(stage.name)
+    return _join(
+        mine,
+        *exceptions,
+        f"Last time: {_last_time(stage.name, hint)}." if hint else None,
+        guidance.pressure,
+    )
+
+
+def _focus_summary(stage: Stage, person: _Person, steps: list[Step]) -> str | None:
+    focused = _once(
+        [a for s in steps if s.focus for a in s.areas or () if a in person.profile.focus]
+    )
+    if not focused:
+        return None
+    worked = {a for s in steps for a in s.areas or () if not AREAS[a].caution}
+    names = body.listing(focused)
+    if worked <= set(focused):
+        return f"{person.who} would like extra time on the {names}: take your time."
+    return (
+        f"{person.who} would like extra time on the {names}: give them at least half of this stage."
+    )
+
+
+def _stage_guidance(
+    stage: Stage, person: _Person, steps: list[Step], position: Position, own: Position
+) -> Guidance:
+    profile = person.profile
     guidance = stage.guidance
     summary = guidance.summary
     if profile.favourite_stage == stage.name:
-        summary = _join(summary, f"This is {who}'s favourite part: take your time.")
-    update: dict[str, object] = {"summary": summary, "caution": _caution(stage, profile)}
+        summary = _join(summary, f"This is {person.who}'s favourite part: take your time.")
+    if position != own and any(step.areas for step in steps):
+        summary = _join(summary, f"{person.who} {_POSITION_WORDS[position]}.")
+    summary = _join(summary, _focus_summary(stage, person, steps))
+    update: dict[str, object] = {
+        "summary": summary,
+        "caution": _caution(stage, person),
+        "steps": steps,
+    }
     if _hands_on(stage, profile):
-        pressure = session_pressure(profile, stage)
-        words = _PRESSURE_WORDS[pressure]
-        if _is_friction(stage):
-            mine = (
-                f"At most {words} for {who} here: never firmer than they like in "
-                "general, and only where welcome."
-            )
-        else:
-            mine = f"Use {words} for {who} here."
-        hint = profile.last_feedback.get(stage.name)
-        update["pressure"] = _join(
-            mine,
-            f"Last time: {_last_time(stage.name, hint)}." if hint else None,
-            guidance.pressure,
-        )
-        areas = _areas_step(profile)
-        if areas:
-            update["steps"] = [areas, *guidance.steps]
+        update["pressure"] = _pressure_line(stage, person, steps)
     return guidance.model_copy(update=update)
 
 
-def _caution(stage: Stage, profile: Profile) -> str | None:
-    """The routine's own caution, always kept, and then the person's areas to avoid."""
-    if not profile.avoid:
-        return stage.guidance.caution
-    return _join(
-        stage.guidance.caution, f"{profile.who} asked you to avoid: {_listing(profile.avoid)}."
+def _oil_line(person: _Person) -> str | None:
+    profile = person.profile
+    likes = []
+    oil = profile.oil
+    if oil and profile.health.nut_allergy and _NUT_OILS.search(oil):
+        oil = ""  # their oil is a nut oil: the plan's advice says what to use instead
+    for label, value in (("oil", oil), ("scent", profile.scent)):
+        if value:
+            likes.append(f"{label}: {value}")
+    if profile.music:
+        likes.append(f"music: {profile.music}")
+    return f"For {profile.who}: {'; '.join(likes)}." if likes else None
+
+
+def _prepare_guidance(
+    stage: Stage, routine: Routine, person: _Person, position: Position, dropped: list[Stage]
+) -> Guidance:
+    profile = person.profile
+    who = person.who
+    names = [s.name for s in routine.stages]
+    last = [_last_time(s, h) for s, h in profile.last_feedback.items() if s in names]
+    favourite = profile.favourite_stage if profile.favourite_stage in names else None
+    pressure = _join(
+        None if person.guest else f"{who} likes {_PRESSURE_WORDS[profile.pressure]} in general.",
+        f"Last time: {_listing(last)}." if last else None,
+        f"Their favourite so far is {favourite}." if favourite else None,
+        stage.guidance.pressure,
+    )
+    focus = [AREAS[a].name for a in profile.focus if a not in profile.avoid]
+    focus += profile.unmatched_areas.focus
+    personal = [
+        _oil_line(person),
+        *person.plan.oil,
+        f"Notes about {who}: {profile.notes}" if profile.notes else None,
+        f"{who} would like extra time on: {_listing(focus)}." if focus else None,
+        *person.plan.notes,
+        f"Left out for {who}: {_listing(s.title or s.name for s in dropped)} (nothing "
+        "would be left to do there)."
+        if dropped
+        else None,
+    ]
+    steps = [_note(text) for text in personal if text]
+    steps += _stage_steps(stage, person, position) or []
+    return stage.guidance.model_copy(
+        update={"steps": steps, "pressure": pressure or None, "caution": _caution(stage, person)}
     )
 
 
@@ -463,16 +942,27 @@ def _caution(stage: Stage, profile: Profile) -> str | None:
 
 
 def adapt(
-    routine: Routine, scenes: Mapping[str, Scene], profile: Profile
+    routine: Routine,
+    scenes: Mapping[str, Scene],
+    profile: Profile | None,
+    today: DayCheck | None = None,
 ) -> tuple[Routine, dict[str, Scene]]:
     """The routine and scenes for this person's session, within the SAFE BOUNDS.
 
-    The routine keeps its name, stage names and order (so goto and the state still
-    match); each stage gets this person's length (`stage_seconds`) and guidance. The
-    scenes returned are ALL the scenes the routine references, by their own names,
-    adapted (warmth, brightness) or unchanged: the session looks every stage's scene
-    up there. Raises NotFound for a stage whose scene is not in `scenes`.
+    The routine keeps its name and its stages' names and order; each stage gets this
+    person's length (`stage_seconds`, a focus stage grown by FOCUS_GROWTH) and guidance,
+    and a hands-on stage with nothing left to do (every step on an area left out) is
+    left out. No step names an area they avoid or their health or today's answers leave
+    out; pressure stays within the caps; a face-down routine becomes side-lying for a
+    pregnancy. `profile` None: a session for someone without a profile, shaped by
+    `today` only. The scenes returned are ALL the scenes the routine's stages reference,
+    by their own names, adapted (warmth, brightness) or unchanged. Raises NotFound for a
+    stage whose scene is not in `scenes`, NotToday for a stop sign in `today`.
     """
+    refuse_if_stopped(profile, today)
+    guest = profile is None
+    who = profile or Profile(name="guest")
+    person = _Person(who, plan(who, today), guest)
     adapted: dict[str, Scene] = {}
     for stage in routine.stages:
         if stage.scene in adapted:
@@ -480,19 +970,59 @@ def adapt(
         scene = scenes.get(stage.scene)
         if scene is None:
             raise NotFound("scene", stage.scene, known=list(scenes))
-        adapted[stage.scene] = _adapt_scene(scene, profile)
-    stages = [
-        stage.model_copy(
-            update={
-                "duration": stage_seconds(profile, stage),
-                "guidance": _prepare_guidance(stage, routine, profile)
-                if _is_prepare(stage)
-                else _stage_guidance(stage, profile),
-            }
+        adapted[stage.scene] = _adapt_scene(scene, who)
+    kept: list[tuple[Stage, list[Step], Position, Position]] = []
+    dropped: list[Stage] = []
+    for stage in routine.stages:
+        own = routine.position_of(stage)
+        position = person.plan.position if person.plan.position and own == "face_down" else own
+        steps = [] if _is_prepare(stage) else _stage_steps(stage, person, position)
+        if steps is None:
+            dropped.append(stage)
+        else:
+            kept.append((stage, steps, position, own))
+    stages = []
+    for stage, steps, position, own in kept:
+        if _is_prepare(stage):
+            guidance = _prepare_guidance(stage, routine, person, position, dropped)
+        else:
+            guidance = _stage_guidance(stage, person, steps, position, own)
+        duration = stage_seconds(who, stage)
+        if any(s.focus for s in steps) and stage.name not in who.stage_minutes:
+            duration = _grown(stage)
+        stages.append(
+            stage.model_copy(
+                update={
+                    "duration": duration,
+                    "guidance": guidance,
+                    "position": None if position == routine.position else position,
+                }
+            )
         )
-        for stage in routine.stages
-    ]
+    # A routine whose every stage is left out cannot be: it keeps its first (getting
+    # ready), which says what was left out.
+    if not stages:
+        first = routine.stages[0]
+        stages = [
+            first.model_copy(
+                update={
+                    "guidance": _prepare_guidance(first, routine, person, routine.position, dropped)
+                }
+            )
+        ]
     return routine.model_copy(update={"stages": stages}), adapted
+
+
+def _grown(stage: Stage) -> float | None:
+    """A focus stage's length: FOCUS_GROWTH more, within the duration bounds."""
+    own = stage.duration
+    if own is None:
+        return None
+    low = max(own * MIN_STAGE_FACTOR, MIN_STAGE_MINUTES * 60)
+    high = min(own * MAX_STAGE_FACTOR, MAX_STAGE_MINUTES * 60)
+    if low > high:
+        return own
+    return round(min(max(own * FOCUS_GROWTH, low), high), 2)
 
 
 def learn(

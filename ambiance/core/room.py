@@ -24,7 +24,7 @@ from ambiance.core.engine import Session
 from ambiance.core.events import Event, EventBus
 from ambiance.core.fitting import Fitted, fit
 from ambiance.core.people import ProfileBook
-from ambiance.core.profiles import adapt
+from ambiance.core.profiles import ROOM_ONLY_ROUTINE, DayCheck, adapt
 from ambiance.core.scenes import Library, Scene, Stage
 from ambiance.core.status import ACTIVE, HealthStatus, RoomStatus
 from ambiance.core.views import (
@@ -190,17 +190,27 @@ class Room:
         profile: str | None = None,
         minutes: float | None = None,
         follows: str | None = None,
+        today: DayCheck | None = None,
+        room_only: bool = False,
     ) -> Session:
         """Spa mode: snapshot the room, then walk the routine from its first stage; with
         `minutes`, the routine fitted to that length (after the profile's own lengths).
 
-        `follows`: taking turns, the ended session of the other person this one comes after.
+        `follows`: taking turns, the ended session of the other person this one comes after;
+        `today`: the day's answers (a stop sign refuses the massage: NotToday);
+        `room_only`: the relaxing room without a massage (the quiet-room routine).
         """
         with self._work("start"):
-            return self._start_spa(routine, profile, minutes, follows)
+            return self._start_spa(routine, profile, minutes, follows, today, room_only)
 
     def _start_spa(
-        self, routine: str | None, profile: str | None, minutes: float | None, follows: str | None
+        self,
+        routine: str | None,
+        profile: str | None,
+        minutes: float | None,
+        follows: str | None,
+        today: DayCheck | None,
+        room_only: bool,
     ) -> Session:
         if self.session is not None:
             raise Conflict(
@@ -209,12 +219,19 @@ class Room:
             )
         if follows is not None:
             self._check_turn(follows, profile)
+        if room_only:
+            routine, today = ROOM_ONLY_ROUTINE, None  # no massage: nothing to ask
         written = chosen = self.library.routine(routine or self.config.routine)
         scenes: dict[str, Scene] = {}
-        if profile is not None:
-            if self.profiles is None:
-                raise Conflict("profiles need the store, which this room has not")
-            chosen, scenes = adapt(chosen, self.library.scenes, self.profiles.get(profile))
+        if profile is not None or today is not None:
+            person = None
+            if profile is not None:
+                if self.profiles is None:
+                    raise Conflict("profiles need the store, which this room has not")
+                person = self.profiles.get(profile)
+            # Today's answers are used here and kept nowhere: the adapted routine says
+            # what they changed (the command log and the state leave them out).
+            chosen, scenes = adapt(chosen, self.library.scenes, person, today)
         fitted = None
         if minutes is not None:  # the person's lengths first, then the whole to the time
             fitted = Fitted.before(chosen, minutes)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from ambiance.core.areas import AREAS, AreaId
 from ambiance.devices.lights.base import LightTarget
 from ambiance.errors import ConfigError, NotFound, brief, clip
 from ambiance.infra import yamlfile
@@ -152,13 +153,85 @@ class Scene(_Model):
     )
 
 
+Pressure = Literal["soft", "medium", "firm"]
+PRESSURES: tuple[Pressure, ...] = ("soft", "medium", "firm")
+Position = Literal["face_down", "side_lying", "seated", "face_up"]
+POSITIONS: tuple[Position, ...] = ("face_down", "side_lying", "seated", "face_up")
+Technique = Literal["effleurage", "petrissage", "friction", "holding"]
+# The anchored 1-10 scale as the three words: 1-4 soft (3-4 is a soft touch, 1-2 barely
+# touching), 5-6 medium, 7 firm but good. 8 or more makes people hold their breath, tense
+# or flinch: too much for any step to ask for.
+MOST_ON_THE_SCALE = 7
+
+
+def _scale(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
+        return value  # a word, or refused as not a pressure
+    if value > MOST_ON_THE_SCALE:
+        raise ValueError(
+            f"{value} on the 1-10 scale is too much (people hold their breath or tense at 8 "
+            f"or more): at most {MOST_ON_THE_SCALE}, or soft, medium or firm"
+        )
+    return "soft" if value <= 4 else "medium" if value <= 6 else "firm"
+
+
+def _step(value: Any) -> Any:
+    # A plain string is a step that names no area (kept for files written before steps
+    # named their areas): `areas` then stays None, "not said".
+    return {"text": value} if isinstance(value, str) else value
+
+
+class Step(_Model):
+    """One instruction: what to do, on which body areas, how firmly, with what technique.
+
+    `areas: []` says the step touches no body area (setting up, oil, covering them);
+    left out (a plain-text step) it is not said, and the session reads the text for area
+    names instead (`areas.areas_in_text`). An area of caution may be named only for a
+    soft glide or a still hand. `position` marks a step that sets up that position: a
+    session in another position says how to set up that one instead. `focus` is set when
+    a session adapts the routine: the step works an area the receiver wants more time on.
+    """
+
+    text: str = Field(min_length=1, max_length=1000)
+    areas: list[AreaId] | None = Field(default=None, max_length=len(AREAS))
+    pressure: Annotated[Pressure | None, BeforeValidator(_scale)] = Field(
+        default=None,
+        description="The most this step asks for: soft, medium or firm, or 1-7 on the "
+        "1-10 scale (1-4 soft, 5-6 medium, 7 firm).",
+    )
+    technique: Technique | None = None
+    position: Position | None = None
+    focus: bool = False
+
+    @model_validator(mode="after")
+    def _caution_only_soft(self) -> Step:
+        caution = [a for a in self.areas or () if AREAS[a].caution]
+        if caution and (self.pressure != "soft" or self.technique in ("petrissage", "friction")):
+            names = ", ".join(AREAS[a].name for a in caution)
+            raise ValueError(
+                f"{names}: an area of caution takes only a soft glide or a still hand "
+                "(pressure: soft, technique effleurage or holding)"
+            )
+        return self
+
+    @property
+    def named(self) -> bool:
+        return self.areas is not None
+
+
 class Guidance(_Model):
     """Plain words for a beginner: what the technique is, how, and when to ask."""
 
     summary: str = Field(min_length=1)
-    steps: list[str] = Field(default_factory=list)
+    steps: list[Annotated[Step, BeforeValidator(_step)]] = Field(default_factory=list)
     pressure: str | None = None
     caution: str | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        return [step.text for step in self.steps]
 
 
 class Stage(_Model):
@@ -170,6 +243,9 @@ class Stage(_Model):
     )
     tempo: int | None = Field(
         default=None, ge=10, le=200, description="Strokes per minute, to pace the hands."
+    )
+    position: Position | None = Field(
+        default=None, description="How the receiver lies or sits; the routine's if left out."
     )
     guidance: Guidance
 
@@ -184,6 +260,9 @@ class Routine(_Model):
     description: str = ""
     restore_transition: float = Field(
         default=10, ge=0, le=600, description="Seconds to fade the room back at the end."
+    )
+    position: Position = Field(
+        default="face_down", description="How the receiver lies or sits, unless a stage says."
     )
     stages: list[Stage] = Field(min_length=1)
 
@@ -202,6 +281,9 @@ class Routine(_Model):
             if stage.name == name:
                 return stage
         raise NotFound("stage", name, known=[s.name for s in self.stages])
+
+    def position_of(self, stage: Stage) -> Position:
+        return stage.position or self.position
 
     @property
     def total_duration(self) -> float:
@@ -287,6 +369,27 @@ def _validate(
             field_path = _where([kind + "s", str(name), *error["loc"]])
             problems.append(f"{path}: {field_path}: {_describe(error)}")
         return None
+
+
+def warnings(library: Library) -> list[str]:
+    """What loads but deserves a look: a step that does not name its body areas.
+
+    Such a step (a plain text) is read for area names when a session leaves areas out,
+    and left out whole if it names one; named areas let it be rewritten instead.
+    """
+    found = []
+    for routine in library.routines.values():
+        path = library.sources.get(f"routine:{routine.name}", "?")
+        for i, stage in enumerate(routine.stages):
+            for j, step in enumerate(stage.guidance.steps):
+                if not step.named:
+                    found.append(
+                        f"{path}: routines.{routine.name}.stages[{i}].guidance.steps[{j}]: "
+                        "names no body area: write it as {text: ..., areas: [...]} "
+                        "(areas: [] when it touches no one) so a session can leave out "
+                        "what the receiver avoids"
+                    )
+    return found
 
 
 def load_library(folders: Iterable[Path]) -> Library:

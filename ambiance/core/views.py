@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ambiance.core.scenes import Guidance
+from ambiance.core.scenes import Guidance, Position, Step
 from ambiance.core.status import HealthStatus, RoomStatus, Status
 
 if TYPE_CHECKING:
@@ -32,6 +32,27 @@ class DeviceHealth(View):
     since: float | None
 
 
+class GuidanceView(View):
+    """A stage's guidance as shown: `steps` are the texts (what a screen or a speaker
+    says), `step_details` the same steps with their areas, pressure and technique."""
+
+    summary: str
+    steps: list[str]
+    step_details: list[Step]
+    pressure: str | None
+    caution: str | None
+
+    @classmethod
+    def of(cls, guidance: Guidance) -> GuidanceView:
+        return cls(
+            summary=guidance.summary,
+            steps=guidance.texts,
+            step_details=list(guidance.steps),
+            pressure=guidance.pressure,
+            caution=guidance.caution,
+        )
+
+
 class StageView(View):
     index: int
     name: str
@@ -42,7 +63,8 @@ class StageView(View):
     tempo: int | None = Field(description="Strokes per minute, to pace the hands.")
     started_at: float = Field(description="Epoch seconds.")
     remaining: float | None = Field(description="Seconds left; null when untimed.")
-    guidance: Guidance
+    position: Position = Field(description="How the receiver lies or sits.")
+    guidance: GuidanceView
 
 
 class FeedbackGiven(View):

@@ -11,6 +11,7 @@ service carries on.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
@@ -118,6 +119,24 @@ def _id_of(payload: bytes) -> str | None:
     return found if isinstance(found, str) and len(found) <= 64 else None
 
 
+def _without_health(payload: bytes) -> bytes:
+    """The command to echo in an error, with today's health answers left out: they stay
+    on this machine, and the error topic is read by anyone on the broker."""
+    if b"today" not in payload:
+        return payload
+    hidden = b"(not repeated: it may hold health answers)"
+    if len(payload) > COMMAND_LIMIT:
+        return hidden
+    try:
+        data = decode_json(payload)
+    except InvalidInput:
+        return hidden
+    if not isinstance(data, dict):
+        return payload
+    shown = {k: ("(left out)" if k == "today" else v) for k, v in data.items()}
+    return json.dumps(shown).encode()
+
+
 def run_command(room: Room, message: CommandMessage) -> None:
     """Carry out a parsed command on a room (raises NotFound, Conflict, InvalidInput)."""
     command = commands.get(message.action)
@@ -178,7 +197,7 @@ class MqttApi:
         # Not only bad input: a sound command whose change could not be saved (a full disk)
         # or a device that is down is reported here too, so the log says what it was.
         log.warning("%s: MQTT command not done (%s): %s", room, code, text)
-        shown = payload[:SHOWN].decode("utf-8", errors="replace")
+        shown = _without_health(payload)[:SHOWN].decode("utf-8", errors="replace")
         self.mqtt.publish(
             self.mqtt.topic(room, "error"),
             {

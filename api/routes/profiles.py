@@ -43,7 +43,8 @@ async def create_profile(
                     "focus": ["shoulders"],
                     "avoid": ["lower back"],
                     "warmth": "warmer",
-                    "oil": "almond",
+                    "oil": "jojoba",
+                    "health": {"pregnant": True},
                 }
             ]
         ),

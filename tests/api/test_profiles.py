@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from ambiance.config import RoomConfig, Settings
+from ambiance.core.scenes import builtin_scenes_dir, load_library
+from ambiance.infra.clock import FakeClock
+from ambiance.service import Ambiance
+from api.app import create_app
 from tests.api.conftest import Api
+from tests.helpers import EventLog
 
 pytestmark = pytest.mark.anyio
 
@@ -152,7 +162,7 @@ async def test_a_patch_null_puts_a_field_back_to_its_default(api: Api) -> None:
     profile = r.json()
     assert (profile["display_name"], profile["favourite_stage"]) == ("", None)
     assert (profile["pressure"], profile["focus"]) == ("medium", [])
-    assert (profile["oil"], profile["avoid"]) == ("almond", ["lower back"])  # not sent: kept
+    assert (profile["oil"], profile["avoid"]) == ("almond", ["lower_back"])  # not sent: kept
     assert (await c.get("/api/v1/profiles/sam")).json() == profile
 
 
@@ -179,7 +189,10 @@ async def test_the_patch_body_has_each_field_as_a_profile_has_it_or_null(api: Ap
     copy of the fields: keys of any shape, a null that was then refused)."""
     document = (await api.client.get("/openapi.json")).json()
     models = document["components"]["schemas"]
-    profile, changes = models["Profile"]["properties"], models["ProfileChanges"]["properties"]
+    # The profile as sent (its answer also has `warnings`, worked out from it).
+    profile = models["Profile-Input"]["properties"]
+    changes = models["ProfileChanges"]["properties"]
+    assert "warnings" in models["Profile-Output"]["properties"]
     assert set(changes) == set(profile) - {"name", "last_feedback", "sessions"}
     for field, schema in changes.items():
         assert {"type": "null"} in schema["anyOf"], field
@@ -209,3 +222,137 @@ async def test_an_import_takes_any_feedback_history_without_replaying_it(api: Ap
 async def test_a_profile_s_session_count_is_bounded(api: Api) -> None:
     r = await api.client.post("/api/v1/profiles", json={**SAM, "sessions": 10**30})
     assert (r.status_code, r.json()["error"]["detail"][0]["field"]) == (422, "body.sessions")
+
+
+# --- body areas and health -----------------------------------------------------------------
+
+
+@pytest.fixture
+async def spa(tmp_path: Path) -> AsyncIterator[Api]:
+    """A core with the built-in routines (classic by default, and the quiet room)."""
+    settings = Settings(data_dir=tmp_path, rooms={"bedroom": RoomConfig(routine="classic")})
+    clock = FakeClock()
+    core = Ambiance(settings, clock=clock, library=load_library([builtin_scenes_dir()]))
+    log = EventLog(core.bus)
+    async with core:
+        transport = httpx.ASGITransport(app=create_app(core))
+        async with httpx.AsyncClient(transport=transport, base_url="http://ambiance") as client:
+            yield Api(client, core, clock, log)
+
+
+async def test_the_health_shape_works_over_http_and_goes_with_the_profile(api: Api) -> None:
+    c = api.client
+    r = await c.post("/api/v1/profiles", json={"name": "sam", "health": {"pregnant": True}})
+    assert r.status_code == 201, r.text
+    assert r.json()["health"]["pregnant"] is True
+    r = await c.patch("/api/v1/profiles/sam", json={"health": {"nut_allergy": True}})
+    assert (r.json()["health"]["pregnant"], r.json()["health"]["nut_allergy"]) == (True, True)
+    r = await c.patch("/api/v1/profiles/sam", json={"health": {"pregnant": None}})
+    assert (r.json()["health"]["pregnant"], r.json()["health"]["nut_allergy"]) == (None, True)
+    r = await c.patch("/api/v1/profiles/sam", json={"health": {"pregnant": "yes"}})
+    assert (r.status_code, r.json()["error"]["detail"][0]["field"]) == (
+        422,
+        "body.health.pregnant",
+    )
+    r = await c.put(
+        "/api/v1/profiles/sam",
+        json={"name": "sam", "health": {"pregnant": True, "varicose_veins": ["calves"]}},
+    )
+    assert r.json()["health"]["varicose_veins"] == ["calves"]
+    exported = (await c.get("/api/v1/profiles/sam/export")).json()
+    assert exported["profile"]["health"]["pregnant"] is True
+    assert (await c.delete("/api/v1/profiles/sam")).status_code == 204
+    assert api.core.store.profiles.get("sam") is None  # deleted with the profile
+    r = await c.post("/api/v1/profiles/import", json=exported)
+    assert r.status_code == 201, r.text
+    assert r.json()["health"] == exported["profile"]["health"]
+
+
+async def test_areas_by_id_or_plain_name_and_anything_else_is_refused(api: Api) -> None:
+    c = api.client
+    body = {"name": "sam", "focus": ["Upper Back", "neck"], "avoid": ["lower-back"]}
+    r = await c.post("/api/v1/profiles", json={**body, "area_pressure": {"shoulders": "firm"}})
+    assert r.status_code == 201, r.text
+    assert (r.json()["focus"], r.json()["avoid"]) == (["upper_back", "neck"], ["lower_back"])
+    assert r.json()["warnings"] == []
+    r = await c.patch("/api/v1/profiles/sam", json={"avoid": ["my bad knee"]})
+    assert r.status_code == 422
+    message = r.json()["error"]["message"]
+    assert "'my bad knee' is not a body area" in message
+    assert "lower_back (lower back)" in message
+    r = await c.patch("/api/v1/profiles/sam", json={"area_pressure": {"elbows": "soft"}})
+    assert r.status_code == 422
+
+
+async def test_a_stored_free_text_profile_shows_its_warnings_and_a_put_back_is_fine(
+    api: Api,
+) -> None:
+    api.core.store.profiles.put("jo", {"name": "jo", "avoid": ["Lower Back", "my bad knee"]})
+    r = await api.client.get("/api/v1/profiles/jo")
+    assert r.status_code == 200, r.text
+    profile = r.json()
+    assert profile["avoid"] == ["lower_back"]
+    assert profile["unmatched_areas"]["avoid"] == ["my bad knee"]
+    assert len(profile["warnings"]) == 1 and "'my bad knee'" in profile["warnings"][0]
+    # A client that sends the body it got back (warnings and all) is not refused.
+    r = await api.client.put("/api/v1/profiles/jo", json=profile)
+    assert r.status_code == 200, r.text
+    old_export = {"format": "ambiance.profile/1", "profile": {"name": "al", "focus": ["legs"]}}
+    r = await api.client.post("/api/v1/profiles/import", json=old_export)
+    assert (r.status_code, r.json()["focus"]) == (201, ["thighs", "calves"])
+
+
+async def test_a_pregnant_receiver_gets_a_side_lying_session_over_http(spa: Api) -> None:
+    c = spa.client
+    await c.post(
+        "/api/v1/profiles",
+        json={
+            "name": "sam",
+            "display_name": "Sam",
+            "avoid": ["lower back"],
+            "health": {"pregnant": True},
+        },
+    )
+    started = await c.post("/api/v1/rooms/bedroom/spa", json={"profile": "sam"})
+    assert started.status_code == 201, started.text
+    stage = started.json()["session"]["stage"]
+    assert stage["position"] == "side_lying"
+    guidance = stage["guidance"]
+    assert all(isinstance(text, str) for text in guidance["steps"])
+    assert [d["text"] for d in guidance["step_details"]] == guidance["steps"]
+    assert any(text.startswith("Help Sam lie on their side") for text in guidance["steps"])
+    assert not any("face down" in text and "never" not in text for text in guidance["steps"])
+    await c.post("/api/v1/rooms/bedroom/session/next")
+    effleurage = (await c.get("/api/v1/rooms/bedroom")).json()["session"]["stage"]
+    assert effleurage["position"] == "side_lying"
+    for detail in effleurage["guidance"]["step_details"]:
+        assert "lower_back" not in detail["areas"]
+
+
+async def test_a_stop_sign_refuses_the_massage_and_offers_the_quiet_room(
+    spa: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = spa.client
+    room = "/api/v1/rooms/bedroom"
+    with caplog.at_level(logging.DEBUG):
+        r = await c.post(f"{room}/spa", json={"today": {"swollen_calf": True}})
+        assert r.status_code == 409, r.text
+        error = r.json()["error"]
+        assert error["code"] == "no_massage_today"
+        assert "see a doctor" in error["message"]
+        assert [s["answer"] for s in error["detail"]["stop_signs"]] == ["swollen_calf"]
+        assert error["detail"]["room_only"] == {"room_only": True}
+        assert (await c.get(room)).json()["session"] is None  # no routine started
+        r = await c.post(f"{room}/spa", json={"room_only": True, "today": {"swollen_calf": True}})
+        assert r.status_code == 201, r.text
+        session = r.json()["session"]
+        assert session["routine"] == "quiet-room"
+        assert session["stage"]["guidance"]["step_details"][0]["areas"] == []
+        await c.delete(f"{room}/spa")
+        r = await c.post(f"{room}/spa", json={"today": {"painkillers_or_alcohol": True}})
+        assert r.status_code == 201, r.text
+    logged = caplog.text.lower()
+    assert "swollen" not in logged and "painkillers" not in logged
+    history = (await c.get("/api/v1/sessions")).json()
+    detail = (await c.get(f"/api/v1/sessions/{history[0]['id']}")).json()
+    assert "painkillers" not in str(detail["commands"])  # today's answers are kept nowhere
