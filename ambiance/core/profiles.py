@@ -652,8 +652,9 @@ _POSITION_SETUP: dict[Position, str] = {
     "face_down": "Help {who} lie face down with a pillow under the ankles, so the lower back "
     "can relax.",
     "side_lying": "Help {who} lie on their side: a pillow under the head, one between the "
-    "knees and one to hug. Work the side facing up from behind them, then help them turn "
-    "over and do the other side.",
+    "knees and one to hug. Sit or kneel behind them and work the side facing up; about "
+    "halfway through, help them turn over slowly (the pillows go with them) and do the same "
+    "on the other side.",
     "seated": "Seat {who} back to front on a chair, leaning forward on a cushion over the "
     "backrest.",
     "face_up": "Help {who} lie on their back with a pillow under the knees.",
