@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -280,3 +281,68 @@ def test_pregnancy_is_never_face_down_and_no_text_says_so(name: str) -> None:
         for pillow in PILLOWS["side_lying"]:
             assert pillow in setup
         assert "halfway" in setup and "turn over" in setup  # when to do the other side
+
+
+PROFILES: list[dict[str, Any]] = [{"avoid": [area_id]} for area_id in AREAS] + [
+    {"health": {"pregnant": True}},
+    {"health": {"varicose_veins": ["calves"]}},
+    {"health": {"varicose_veins": ["feet"]}},
+    {"health": {"recent_injury": ["feet"]}},
+    {"health": {"pregnant": True, "skin_condition": ["feet"]}},
+    {"health": {"blood_thinners": True}},
+]
+
+
+@pytest.mark.parametrize("name", MASSAGES)
+def test_a_change_of_position_is_always_set_up_even_when_its_stage_is_left_out(
+    name: str,
+) -> None:
+    """Varicose veins in the calves leave the feet out of `legs-and-feet`, and the feet
+    were where they turn onto their back: the closing strokes say it instead."""
+    routine = LIBRARY.routine(name)
+    for fields in PROFILES:
+        adapted, _ = adapt(routine, LIBRARY.scenes, sam(**fields))
+        before = None
+        for stage in adapted.stages:
+            position = adapted.position_of(stage)
+            if before is not None and position != before:
+                first = stage.guidance.steps[0]
+                assert first.position == position, (fields, stage.name, first.text)
+                for pillow in PILLOWS[position]:
+                    assert pillow in first.text, (fields, stage.name, first.text)
+            before = position
+
+
+def test_the_turn_onto_the_back_moves_to_the_closing_strokes_without_the_feet() -> None:
+    adapted, _ = adapt(
+        LIBRARY.routine("legs-and-feet"),
+        LIBRARY.scenes,
+        sam(health={"varicose_veins": ["calves"]}),
+    )
+    assert "feet" not in [s.name for s in adapted.stages]
+    closing = adapted.stage("closing").guidance.texts
+    assert closing[0].startswith("Help them turn onto their back")
+    assert sum("turn onto their back" in t for s in adapted.stages for t in s.guidance.texts) == 1
+
+
+def test_a_routine_of_your_own_that_turns_them_without_a_word_gets_the_set_up() -> None:
+    def stage(name: str, position: str) -> Stage:
+        glide = Step(text="Glide up the calves.", areas=["calves"], technique="effleurage")
+        return Stage.model_validate(
+            {
+                "name": name,
+                "scene": "rest",
+                "duration": 60,
+                "position": position,
+                "guidance": {"summary": "Glide.", "steps": [glide]},
+            }
+        )
+
+    mine = Routine(name="mine", stages=[stage("backs", "face_down"), stage("fronts", "face_up")])
+    adapted, _ = adapt(mine, LIBRARY.scenes, sam())
+    assert adapted.stage("backs").guidance.texts == ["Glide up the calves."]
+    assert adapted.stage("fronts").guidance.texts == [
+        "Help Sam lie on their back with a pillow under the knees.",
+        "Glide up the calves.",
+    ]
+    assert adapted.stage("fronts").guidance.steps[0].position == "face_up"
