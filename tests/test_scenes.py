@@ -591,7 +591,14 @@ CLASSIC_STAGES = ["prepare", "effleurage", "petrissage", "friction", "closing", 
 
 
 def test_shipped_library_loads(shipped: Library) -> None:
-    assert {"classic", "back-and-shoulders"} <= set(shipped.routines)
+    assert {
+        "classic",
+        "back-and-shoulders",
+        "taster",
+        "side-lying-back",
+        "seated-neck-shoulders",
+        "legs-and-feet",
+    } <= set(shipped.routines)
     assert set(CLASSIC_STAGES) <= set(shipped.scenes)
 
 
@@ -612,7 +619,14 @@ def test_back_and_shoulders_stages(shipped: Library) -> None:
 
 @pytest.mark.parametrize(
     ("routine", "low", "high"),
-    [("classic", 40, 70), ("back-and-shoulders", 12, 20), ("taster", 3, 8)],
+    [
+        ("classic", 40, 70),
+        ("back-and-shoulders", 12, 20),
+        ("taster", 3, 8),
+        ("side-lying-back", 20, 35),
+        ("seated-neck-shoulders", 10, 15),
+        ("legs-and-feet", 20, 40),
+    ],
 )
 def test_routine_totals_are_sane(shipped: Library, routine: str, low: int, high: int) -> None:
     if routine not in shipped.routines:

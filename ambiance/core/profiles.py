@@ -652,8 +652,9 @@ _POSITION_SETUP: dict[Position, str] = {
     "face_down": "Help {who} lie face down with a pillow under the ankles, so the lower back "
     "can relax.",
     "side_lying": "Help {who} lie on their side: a pillow under the head, one between the "
-    "knees and one to hug. Work the side facing up from behind them, then help them turn "
-    "over and do the other side.",
+    "knees and one to hug. Sit or kneel behind them and work the side facing up; about "
+    "halfway through, help them turn over slowly (the pillows go with them) and do the same "
+    "on the other side.",
     "seated": "Seat {who} back to front on a chair, leaning forward on a cushion over the "
     "backrest.",
     "face_up": "Help {who} lie on their back with a pillow under the knees.",
@@ -954,10 +955,11 @@ def adapt(
     and a hands-on stage with nothing left to do (every step on an area left out) is
     left out. No step names an area they avoid or their health or today's answers leave
     out; pressure stays within the caps; a face-down routine becomes side-lying for a
-    pregnancy. `profile` None: a session for someone without a profile, shaped by
-    `today` only. The scenes returned are ALL the scenes the routine's stages reference,
-    by their own names, adapted (warmth, brightness) or unchanged. Raises NotFound for a
-    stage whose scene is not in `scenes`, NotToday for a stop sign in `today`.
+    pregnancy, and a stage where the position changes says how to set it up. `profile`
+    None: a session for someone without a profile, shaped by `today` only. The scenes
+    returned are ALL the scenes the routine's stages reference, by their own names, adapted
+    (warmth, brightness) or unchanged. Raises NotFound for a stage whose scene is not in
+    `scenes`, NotToday for a stop sign in `today`.
     """
     refuse_if_stopped(profile, today)
     guest = profile is None
@@ -973,14 +975,19 @@ def adapt(
         adapted[stage.scene] = _adapt_scene(scene, who)
     kept: list[tuple[Stage, list[Step], Position, Position]] = []
     dropped: list[Stage] = []
+    carried: list[Step] = []  # how to set up a position, from stages left out
     for stage in routine.stages:
         own = routine.position_of(stage)
         position = person.plan.position if person.plan.position and own == "face_down" else own
         steps = [] if _is_prepare(stage) else _stage_steps(stage, person, position)
         if steps is None:
             dropped.append(stage)
-        else:
-            kept.append((stage, steps, position, own))
+            carried += _set_up(stage, person, position)
+            continue
+        if not _is_prepare(stage):
+            steps = _with_set_up(steps, position, carried, kept[-1][2] if kept else None, person)
+        carried = []
+        kept.append((stage, steps, position, own))
     stages = []
     for stage, steps, position, own in kept:
         if _is_prepare(stage):
@@ -1011,6 +1018,31 @@ def adapt(
             )
         ]
     return routine.model_copy(update={"stages": stages}), adapted
+
+
+def _set_up(stage: Stage, person: _Person, position: Position) -> list[Step]:
+    """The steps of a stage that set up its position, as this session says them."""
+    found = [_step_for(stage, step, person, position) for step in stage.guidance.steps]
+    return [step for step in found if step is not None and step.position is not None]
+
+
+def _with_set_up(
+    steps: list[Step],
+    position: Position,
+    carried: list[Step],
+    before: Position | None,
+    person: _Person,
+) -> list[Step]:
+    """A stage's steps, starting with how to set up its position when the stage that
+    said so was left out (the feet, where they turn onto their back) or the position
+    changes here without a word: the giver is never left to guess that they turn over."""
+    if position == before or any(step.position == position for step in steps):
+        return steps
+    mine = [step for step in carried if step.position == position]
+    if not mine and before is not None:
+        text = _POSITION_SETUP[position].format(who=person.who)
+        mine = [_note(text).model_copy(update={"position": position})]
+    return [*mine, *steps]
 
 
 def _grown(stage: Stage) -> float | None:

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _NUMBER = r"(\d+(?:\.\d+)?)"
-# A file of scenes and routines written by hand: the built-in ones are under 10 KiB; a
+# A file of scenes and routines written by hand: the built-in ones are under 16 KiB; a
 # bigger collection is split over several files of the folder.
 SCENE_FILE_MAX_BYTES = 256 * KiB
 _DURATION = re.compile(rf"^\s*(?:{_NUMBER}\s*h)?\s*(?:{_NUMBER}\s*m)?\s*(?:{_NUMBER}\s*s)?\s*$")
