@@ -19,7 +19,7 @@ import pytest
 from ambiance.config import RoomConfig, Settings
 from ambiance.core.areas import AREAS
 from ambiance.core.engine import Session
-from ambiance.core.profiles import DayCheck, Profile
+from ambiance.core.profiles import DAY_QUESTIONS, DayCheck, Profile
 from ambiance.core.scenes import Routine, builtin_scenes_dir, load_library
 from ambiance.infra.clock import FakeClock
 from ambiance.service import Ambiance
@@ -31,7 +31,6 @@ pytestmark = pytest.mark.anyio
 
 LIBRARY = load_library([builtin_scenes_dir()])
 ROOM = "/api/v1/rooms/bedroom"
-QUESTIONS = ["fever_or_unwell", "painkillers_or_alcohol", "sore", "swollen_calf"]
 
 
 @pytest.fixture
@@ -80,6 +79,13 @@ async def start(api: Api, **body: Any) -> dict[str, Any]:
 
 async def stop(api: Api) -> None:
     assert (await api.client.delete(f"{ROOM}/spa")).status_code == 200
+
+
+def test_the_questions_asked_are_every_answer_the_day_takes() -> None:
+    asked = [name for name, _, _ in DAY_QUESTIONS]
+    assert sorted(asked) == sorted(DayCheck.model_fields)
+    where = [name for name, _, where in DAY_QUESTIONS if where]
+    assert where == ["sore"]  # the one answered with areas
 
 
 @pytest.mark.parametrize(
