@@ -19,7 +19,18 @@ from ambiance.config import Settings
 from ambiance.service import Ambiance
 
 from . import auth, docs, errors
-from .routes import commands, events, health, metrics, profiles, rooms, routines, scenes, sessions
+from .routes import (
+    areas,
+    commands,
+    events,
+    health,
+    metrics,
+    profiles,
+    rooms,
+    routines,
+    scenes,
+    sessions,
+)
 
 API_PREFIX = "/api/v1"
 WEB = Path(__file__).parent / "web"  # the phone app: static files, no build step
@@ -76,7 +87,7 @@ def create_app(
     app.include_router(rooms.router, prefix=API_PREFIX, **auth.guard(app))
     # The rooms' commands: made from the command table as it is now.
     app.include_router(commands.command_router(), prefix=API_PREFIX, **auth.guard(app))
-    for module in (scenes, routines, profiles, sessions):
+    for module in (scenes, routines, profiles, sessions, areas):
         app.include_router(module.router, prefix=API_PREFIX, **auth.guard(app))
     app.include_router(events.router, prefix=API_PREFIX, **auth.guard(app, query=True))
     # Prometheus scrapes /metrics at the root, behind the same token rule (a bearer token).

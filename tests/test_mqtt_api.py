@@ -20,7 +20,7 @@ from ambiance.devices.distractions import (
     Zigbee2MqttDistraction,
 )
 from ambiance.devices.phones import PhoneConfig
-from ambiance.doors.mqtt_api import COMMAND_LIMIT
+from ambiance.doors.mqtt_api import COMMAND_LIMIT, HEALTH_ANSWER
 from ambiance.infra.clock import FakeClock
 from ambiance.infra.mqtt import MAX_PACKET
 from ambiance.infra.store import Store
@@ -432,6 +432,28 @@ async def test_health_answers_stay_out_of_mqtt_and_the_logs(
         await rig.sub.async_wait_for(
             "ambiance/bedroom/error", predicate=lambda m: b"c2" in m.payload
         )
+        # Answered while getting ready (`quick` begins with it): the same.
+        rig.command('{"action": "start", "profile": "sam"}')
+        await rig.state(status="running", stage="prepare")
+        rig.command('{"action": "today", "painkillers_or_alcohol": true, "sore": ["neck"]}')
+        await rig.log.wait_for(lambda e: e.kind == "session.adapted")
+        rig.command('{"action": "today", "id": "c3", "sore": ["a sore neck"], "fever": true}')
+        bad = await rig.sub.async_wait_for(
+            "ambiance/bedroom/error", predicate=lambda m: b"c3" in m.payload
+        )
+        rig.command('{"action": "today", "id": "c4", "swollen_calf": true, "sore": ["neck"]}')
+        refused = await rig.sub.async_wait_for(
+            "ambiance/bedroom/error", predicate=lambda m: b"c4" in m.payload
+        )
+        await rig.state(status="idle")
+    assert json.loads(bad.payload)["error"]["message"] == HEALTH_ANSWER
+    assert json.loads(refused.payload)["error"]["code"] == "no_massage_today"
+    room = rig.core.room("bedroom")
+    assert room.last_session is not None and room.last_session.end_reason == "not_today"
+    assert room.store is not None
+    for session in room.store.sessions.history():
+        for logged in room.store.sessions.commands(session.id):
+            assert not {"painkillers_or_alcohol", "sore", "swollen_calf"} & set(logged["args"])
     body = json.loads(error.payload)
     assert body["error"]["code"] == "no_massage_today"
     assert "(left out)" in body["command"]
@@ -442,11 +464,18 @@ async def test_health_answers_stay_out_of_mqtt_and_the_logs(
     ours = [m for m in rig.sub.messages if not m.topic.endswith("/cmd")]
     assert any(m.topic == "ambiance/bedroom/state" for m in ours)
     words = ("pregnan", "nut", "thinner", "painkiller", "fever", "sore", "neck")
+    # The refusal while getting ready: the same general words, and that the session ended.
+    refusal = json.loads(refused.payload)["error"]["message"]
+    assert refusal.startswith(other.value.message)
+    assert not [w for w in words if w in refusal.removeprefix(other.value.message).lower()]
     for message in ours:
         text = message.payload.decode("utf-8", errors="replace")
-        text = text.replace(json.dumps(other.value.message)[1:-1], "").lower()
+        for fixed in (other.value.message, refusal):
+            text = text.replace(json.dumps(fixed)[1:-1], "")
+        text = text.lower()
         assert not [w for w in words if w in text], (message.topic, text)
-    logged = caplog.text.replace(other.value.message, "").lower()
+    logged = caplog.text.replace(other.value.message, "")
+    logged = logged.replace(refusal, "").lower()
     assert not [
         w for w in ("pregnan", "nut_allergy", "thinner", "painkiller", "fever") if w in logged
     ]

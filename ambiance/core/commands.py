@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ambiance.core.fitting import MAX_MINUTES, MIN_MINUTES
-from ambiance.core.profiles import DayCheck
+from ambiance.core.profiles import DayCheck, Where
 from ambiance.core.room import Room
 from ambiance.core.scenes import NAME_PATTERN
 from ambiance.core.status import Status
@@ -84,6 +84,25 @@ class SpaRequest(Arguments):
         default=False,
         description="The relaxing room without a massage (the `quiet-room` routine).",
     )
+
+
+class TodayRequest(Arguments, DayCheck):
+    """Today's answers, each optional: the `DayCheck` of spa mode's `today`, sent while
+    getting ready."""
+
+    # Two of them again, only to give them examples (the docs' and the OpenAPI's).
+    painkillers_or_alcohol: StrictBool | None = Field(
+        default=None,
+        description=DayCheck.model_fields["painkillers_or_alcohol"].description,
+        examples=[True],
+    )
+    sore: Where | None = Field(
+        default=None, description=DayCheck.model_fields["sore"].description, examples=[["neck"]]
+    )
+
+    def answers(self) -> DayCheck:
+        """The answers alone (an MQTT message carries its `action` and `id` too)."""
+        return DayCheck.model_validate(self.model_dump(include=set(DayCheck.model_fields)))
 
 
 class GotoRequest(Arguments):
@@ -229,6 +248,30 @@ _BUILT_IN = (
         lambda r, _: r.previous(),
         (SESSION,),
         button=Button("previous", "Previous", "mdi:skip-previous"),
+    ),
+    Command(
+        "today",
+        "Answer today's questions while getting ready: the rest of the session is shaped "
+        "by them at once; a stop sign ends it before the massage (409 `no_massage_today`).",
+        TodayRequest,
+        lambda room, a: room.answer_today(a.answers()),
+        (
+            Rest(
+                "POST",
+                "/session/today",
+                "Answer today's questions (while getting ready)",
+                "Fever or feeling unwell, painkillers or alcohol today, anything sore "
+                "(where), a calf that is swollen, warm and painful. Asked in the first, "
+                "untimed stage, before the massage begins: the session's routine is adapted "
+                "with them at once, as if they had come with the start (areas left out, "
+                "pressure capped; the guidance says what changed), and answers sent again "
+                "replace the last ones. A stop sign ends the session before the massage "
+                "(409 `no_massage_today`, the session ended with reason `not_today`); "
+                "`room_only` then starts the room without it. After the massage has begun: "
+                "409. The answers are kept nowhere.",
+                operation="answer_today",
+            ),
+        ),
     ),
     Command(
         "goto",

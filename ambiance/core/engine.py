@@ -9,6 +9,10 @@ Commands by state (anything else raises Conflict):
     running  pause, next, previous, goto, set_stage, extend (timed stage), stop, tick
     paused   resume, next, previous, goto, set_stage, extend (timed stage), stop, tick
     ended    nothing: the session is over
+
+Getting ready (the first stage, untimed, before the massage has begun: `getting_ready`)
+also takes `reshape` (today's answers shaped the routine anew) and `not_today` (a stop
+sign among them: it ends with nothing of the massage done).
 """
 
 from __future__ import annotations
@@ -19,9 +23,17 @@ from enum import StrEnum
 from typing import Any
 
 from ambiance.core.fitting import Fitted
+from ambiance.core.profiles import DAY_QUESTIONS
 from ambiance.core.scenes import Routine, Scene, Stage
 from ambiance.core.status import ENDED, Status
-from ambiance.core.views import GuidanceView, SessionView, StageView, stages_reached
+from ambiance.core.views import (
+    DayQuestion,
+    GuidanceView,
+    SessionView,
+    StageView,
+    TodayView,
+    stages_reached,
+)
 from ambiance.errors import Conflict, InvalidInput, NotFound
 from ambiance.infra.clock import Clock
 
@@ -38,6 +50,7 @@ class Reason(StrEnum):
     GOTO = "goto"
     SET = "set"  # another app set the stage explicitly
     STOP = "stop"
+    NOT_TODAY = "not_today"  # a stop sign among today's answers, while getting ready
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,11 @@ class Session:
     follows: str | None = None  # the session this one took turns after (its id)
     # The stages it got to, in the order first entered: what feedback may speak of.
     reached: list[str] = field(default_factory=list)
+    # Today's questions were answered (at the start or while getting ready); the answers
+    # themselves are kept nowhere.
+    today_answered: bool = False
+    routine_version: int = 0  # counts the changes of `routine` (for the store)
+    end_reason: str | None = None  # why it ended (a Reason), while the room shows it
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -87,6 +105,14 @@ class Session:
     @property
     def stage(self) -> Stage:
         return self.routine.stages[self.index]
+
+    @property
+    def getting_ready(self) -> bool:
+        """In the first stage, untimed, and the massage not begun: today's questions are
+        asked now (a stage gone back to after the massage began is not getting ready)."""
+        first = self.routine.stages[0]
+        started = self.index != 0 or self.reached != [first.name]
+        return not self.ended and not first.timed and not started
 
     def next_deadline(self) -> float | None:
         """Return when `tick()` next has something to do, if ever."""
@@ -158,6 +184,32 @@ class Session:
         self._require_live("stop")
         return self._end(self.clock.now(), Status.STOPPED, Reason.STOP)
 
+    def reshape(
+        self, routine: Routine, scenes: dict[str, Scene], fitted: Fitted | None
+    ) -> list[Event]:
+        """While getting ready: go on with `routine` (the same first stage, shaped anew by
+        today's answers)."""
+        self.require_getting_ready()
+        if routine.stages[0].name != self.stage.name:
+            raise ValueError("a reshaped routine keeps its first stage")
+        now = self.clock.now()
+        self.routine = routine
+        self.scenes = scenes
+        self.fitted = fitted
+        self.today_answered = True
+        self.routine_version += 1
+        return [
+            self._event(
+                "session.adapted", now, reason="today", stages=[s.name for s in routine.stages]
+            )
+        ]
+
+    def not_today(self) -> list[Event]:
+        """While getting ready: end before the massage, for a stop sign among today's answers."""
+        self.require_getting_ready()
+        self.today_answered = True
+        return self._end(self.clock.now(), Status.STOPPED, Reason.NOT_TODAY)
+
     def tick(self) -> list[Event]:
         """Move past every deadline that has passed (several, after a long gap)."""
         events: list[Event] = []
@@ -186,6 +238,7 @@ class Session:
                 "routine": self.routine.model_dump(mode="json"),
                 "scenes": {n: s.model_dump(mode="json") for n, s in self.scenes.items()},
                 **({"fitted": self.fitted.dump()} if self.fitted is not None else {}),
+                **({"today_answered": True} if self.today_answered else {}),
             },
             "profile": self.profile,
             "status": self.status,
@@ -197,6 +250,7 @@ class Session:
             "ended_at": self.ended_at,
             "reached": list(self.reached),
             "follows": self.follows,
+            "routine_version": self.routine_version,
         }
 
     @classmethod
@@ -221,6 +275,7 @@ class Session:
             ended_at=record["ended_at"],
             follows=record.get("follows"),
             reached=stages_reached([s.name for s in routine.stages], index, record.get("reached")),
+            today_answered=bool(data.get("today_answered", False)),
         )
         return session
 
@@ -273,6 +328,18 @@ class Session:
             stages=[s.name for s in self.routine.stages],
             reached=list(self.reached),
             follows=self.follows,
+            today=self._today_view(),
+            end_reason=self.end_reason,
+        )
+
+    def _today_view(self) -> TodayView:
+        asking = self.getting_ready
+        return TodayView(
+            asking=asking,
+            answered=self.today_answered,
+            questions=[DayQuestion(id=i, text=t, where=w) for i, t, w in DAY_QUESTIONS]
+            if asking
+            else [],
         )
 
     # --- internals ------------------------------------------------------------------
@@ -305,6 +372,7 @@ class Session:
     def _end(self, at: float, status: Status, reason: Reason) -> list[Event]:
         self.status = status
         self.ended_at = at
+        self.end_reason = reason.value
         self.deadline = None
         self.paused_remaining = None
         return [self._event("session.ended", at, outcome=status.value, reason=reason.value)]
@@ -321,6 +389,21 @@ class Session:
     def _require_live(self, action: str) -> None:
         if self.ended:
             raise Conflict(f"cannot {action}: the session has {self.status.value}")
+
+    def require_getting_ready(self) -> None:
+        """Raise Conflict, naming why, unless today's questions can be answered now."""
+        self._require_live("answer today's questions")
+        first = self.routine.stages[0]
+        if first.timed:
+            raise Conflict(
+                f"cannot answer today's questions: the routine {self.routine.name!r} has no "
+                "getting-ready stage, so they are asked at the start (`today` in spa mode)"
+            )
+        if not self.getting_ready:
+            raise Conflict(
+                "cannot answer today's questions now: the massage has begun (it is at stage "
+                f"{self.stage.name!r}); they are asked while getting ready, before it starts"
+            )
 
     def _require(self, status: Status, action: str, otherwise: str) -> None:
         self._require_live(action)

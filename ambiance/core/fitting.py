@@ -155,9 +155,10 @@ class Reach:
     own: float  # the routine's own length (its timed stages)
 
 
-def reach(routine: Routine) -> Reach:
-    """The shortest and the longest `routine` (as written) can be fitted to."""
-    return _reach(routine, _limits_of(routine, routine))
+def reach(routine: Routine, *, written: Routine | None = None) -> Reach:
+    """The shortest and the longest `routine` can be fitted to; `written` as in `fit()`
+    (the routine as its file writes it, when `routine` is that routine adapted)."""
+    return _reach(routine, _limits_of(routine, written or routine))
 
 
 def _reach(routine: Routine, bounds: Mapping[str, Limits]) -> Reach:
@@ -322,21 +323,37 @@ class Fitted:
 
     minutes: float
     lengths: Mapping[str, float]
+    # The minutes asked for, when they were more or less than the routine could take
+    # after today's answers left part of it out (None: `minutes` is what was asked).
+    asked: float | None = None
 
     @classmethod
-    def before(cls, routine: Routine, minutes: float) -> Fitted:
+    def before(cls, routine: Routine, minutes: float, asked: float | None = None) -> Fitted:
         lengths = {s.name: s.duration for s in routine.stages if s.duration is not None}
-        return cls(minutes=minutes, lengths=lengths)
+        return cls(minutes=minutes, lengths=lengths, asked=None if asked == minutes else asked)
+
+    @property
+    def wanted(self) -> float:
+        """The minutes the person asked for."""
+        return self.minutes if self.asked is None else self.asked
 
     def dump(self) -> dict[str, Any]:
-        return {"minutes": self.minutes, "lengths": dict(self.lengths)}
+        data: dict[str, Any] = {"minutes": self.minutes, "lengths": dict(self.lengths)}
+        if self.asked is not None:
+            data["asked"] = self.asked
+        return data
 
     @classmethod
     def load(cls, data: Any) -> Fitted | None:
         """Read `dump()`'s dict back; None for a session that was not fitted."""
         if not isinstance(data, dict):
             return None
-        return cls(minutes=float(data["minutes"]), lengths=dict(data["lengths"]))
+        asked = data.get("asked")
+        return cls(
+            minutes=float(data["minutes"]),
+            lengths=dict(data["lengths"]),
+            asked=None if asked is None else float(asked),
+        )
 
 
 def unfitted(routine: Routine, fitted: Fitted | None) -> Routine:

@@ -83,6 +83,7 @@ from ambiance.errors import Conflict, InvalidInput, NotFound
 
 __all__ = [
     "BRIGHTER_FACTOR",
+    "DAY_QUESTIONS",
     "DEFAULT_CEILING",
     "DIMMER_FACTOR",
     "FAVOURITE_GROWTH",
@@ -283,6 +284,16 @@ class DayCheck(BaseModel):
         default=None, description="Painkillers or alcohol today: light pressure only."
     )
     sore: Where | None = Field(default=None, description="Anything sore today, and where.")
+
+
+# The day's questions as a phone or a speaker asks them, in the order asked: each is a
+# DayCheck field, and `where` ones are answered with the body areas (or yes/no).
+DAY_QUESTIONS: tuple[tuple[str, str, bool], ...] = (
+    ("fever_or_unwell", "Fever or feeling unwell?", False),
+    ("painkillers_or_alcohol", "Painkillers or alcohol today?", False),
+    ("sore", "Anything sore? Where?", True),
+    ("swollen_calf", "A calf that is swollen, warm and painful?", False),
+)
 
 
 def _drop_warnings(data: Any) -> Any:

@@ -22,10 +22,10 @@ from ambiance.core.director import RoomTarget, room_target
 from ambiance.core.engine import Event as EngineEvent
 from ambiance.core.engine import Session
 from ambiance.core.events import Event, EventBus
-from ambiance.core.fitting import Fitted, fit
 from ambiance.core.people import ProfileBook
-from ambiance.core.profiles import ROOM_ONLY_ROUTINE, DayCheck, adapt
-from ambiance.core.scenes import Library, Scene, Stage
+from ambiance.core.profiles import ROOM_ONLY_ROUTINE, DayCheck, NotToday, Profile
+from ambiance.core.scenes import Library, Routine, Scene, Stage
+from ambiance.core.shaping import Shaped, shape
 from ambiance.core.status import ACTIVE, HealthStatus, RoomStatus
 from ambiance.core.views import (
     DeviceHealth,
@@ -221,23 +221,17 @@ class Room:
             self._check_turn(follows, profile)
         if room_only:
             routine, today = ROOM_ONLY_ROUTINE, None  # no massage: nothing to ask
-        written = chosen = self.library.routine(routine or self.config.routine)
-        scenes: dict[str, Scene] = {}
-        if profile is not None or today is not None:
-            person = None
-            if profile is not None:
-                if self.profiles is None:
-                    raise Conflict("profiles need the store, which this room has not")
-                person = self.profiles.get(profile)
-            # Today's answers are used here and kept nowhere: the adapted routine says
-            # what they changed (the command log and the state leave them out).
-            chosen, scenes = adapt(chosen, self.library.scenes, person, today)
-        fitted = None
-        if minutes is not None:  # the person's lengths first, then the whole to the time
-            fitted = Fitted.before(chosen, minutes)
-            chosen = fit(chosen, minutes, written=written)
+        written = self.library.routine(routine or self.config.routine)
+        shaped = self._shape(written, profile, today, minutes)
+        chosen = shaped.routine
         session = Session(
-            chosen, self.clock, profile=profile, scenes=scenes, follows=follows, fitted=fitted
+            chosen,
+            self.clock,
+            profile=profile,
+            scenes=shaped.scenes,
+            follows=follows,
+            fitted=shaped.fitted,
+            today_answered=today is not None,
         )
         self.session = session
         last = self.last_session
@@ -261,6 +255,66 @@ class Room:
                     self._restored(device)
                     self._snapshot_taken(device, coordinator.snapshot)
         return session
+
+    def _shape(
+        self,
+        written: Routine,
+        profile: str | None,
+        today: DayCheck | None,
+        minutes: float | None,
+        *,
+        nearest: bool = False,
+    ) -> Shaped:
+        """The routine and scenes for this session (core/shaping.py): at the start, and
+        again when today's answers come while getting ready."""
+        person: Profile | None = None
+        if profile is not None:
+            if self.profiles is None:
+                raise Conflict("profiles need the store, which this room has not")
+            person = self.profiles.get(profile)
+        return shape(written, self.library.scenes, person, today, minutes, nearest=nearest)
+
+    def answer_today(self, today: DayCheck) -> None:
+        """Today's answers, given while getting ready: the session is shaped again with
+        them, exactly as if they had come with the start. A stop sign ends it before the
+        massage begins (NotToday: the quiet room, `room_only`, can start next).
+
+        The answers are used here and kept nowhere: not in the command log, the state,
+        or a log line (what they changed is in the stages' guidance).
+        """
+        with self._work("today"):
+            session = self._live("answer today's questions")
+            with logs.context(session=session.id):
+                self._answer_today(session, today)
+
+    def _answer_today(self, session: Session, today: DayCheck) -> None:
+        if session.routine.name == ROOM_ONLY_ROUTINE:
+            raise Conflict(
+                "cannot answer today's questions: this is the quiet room, with no massage, "
+                "so there is nothing to ask"
+            )
+        session.require_getting_ready()  # Conflict naming why not, before anything is done
+        try:
+            written = self.library.routine(session.routine.name)
+        except NotFound:
+            raise Conflict(
+                f"cannot answer today's questions: the routine {session.routine.name!r} is "
+                "not in the library any more; stop and start again"
+            ) from None
+        minutes = session.fitted.wanted if session.fitted is not None else None
+        try:
+            shaped = self._shape(written, session.profile, today, minutes, nearest=True)
+        except NotToday as exc:
+            self._handle(session.not_today())
+            self._log(session, "today", {"ended": "not_today"})
+            self._save()  # the end is saved before the refusal is told
+            raise NotToday(
+                f"{exc.message} This session has ended before the massage began; nothing "
+                "of it was done.",
+                detail={**exc.detail, "session": session.id},
+            ) from None
+        self._handle(session.reshape(shaped.routine, shaped.scenes, shaped.fitted))
+        self._log(session, "today", {})
 
     def _check_turn(self, follows: str, profile: str | None) -> None:
         """A turn comes after an ended session of another person, and only one does."""

@@ -75,6 +75,37 @@ class FeedbackGiven(View):
     by: str | None = Field(description="The profile it was for; null without one.")
 
 
+class AreaView(View):
+    """A body area (core/areas.py), for a client that lets people pick it by name."""
+
+    id: str = Field(description="What the API takes (as it takes the plain name).")
+    name: str = Field(description="Plain words: `back of the neck`.")
+    caution: bool = Field(description="An area of caution: only ever kept off, never worked.")
+    why: str = Field(description="For an area of caution: what lies there.")
+
+
+class DayQuestion(View):
+    """One of today's questions, as a phone or a speaker asks it."""
+
+    id: str = Field(description="The answer's field in the `today` command's body.")
+    text: str = Field(description="The question in plain words.")
+    where: bool = Field(
+        description="Answered with the body areas (ids or plain names), or true/false."
+    )
+
+
+class TodayView(View):
+    """Today's questions (a fever, painkillers or alcohol, anything sore, a swollen calf):
+    whether they are asked now, and whether they were answered. Never the answers: what
+    they changed is in the stages' guidance."""
+
+    asking: bool = Field(
+        description="Getting ready, before the massage: the `today` command answers them now."
+    )
+    answered: bool = Field(description="They were answered, at the start or while getting ready.")
+    questions: list[DayQuestion] = Field(description="What is asked (empty when not asking).")
+
+
 class SessionView(View):
     id: str
     routine: str
@@ -99,6 +130,12 @@ class SessionView(View):
     )
     follows: str | None = Field(default=None, description="The session it took turns after.")
     followed_by: str | None = Field(default=None, description="The turn that came after it.")
+    today: TodayView | None = Field(default=None, description="Today's questions.")
+    end_reason: str | None = Field(
+        default=None,
+        description="Why it ended (stop, next, timer, ...); `not_today`: a stop sign among "
+        "today's answers ended it before the massage began (`room_only` is the room without it).",
+    )
     feedback_given: FeedbackGiven | None = Field(
         default=None, description="Its feedback, once given (from any phone)."
     )

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 COMMAND_LIMIT = 8 * 1024  # bytes; a command is a few dozen
 SHOWN = 200  # characters of a bad command echoed back in the error
 STATE_EVENTS = ("session.", "stage.", "room.", "device.health")
+HEALTH_ANSWER = (
+    "one of today's answers is not valid (neither which one nor what was sent is repeated "
+    "here): each is true, false or null, a 'where' answer may be a list of body areas (ids "
+    "or plain names: GET /api/v1/areas), and no other field is taken"
+)
 
 
 class CommandMessage(commands.Arguments):
@@ -102,9 +107,23 @@ def parse_command(payload: bytes) -> CommandMessage:
             message = _unknown_action()
         elif first["type"] == "union_tag_not_found":
             message = "the command needs an `action`"
+        elif first["loc"][:1] == ("today",) or first["loc"][1:2] == ("today",):
+            raise InvalidInput(_health_error(first)) from None
         raise InvalidInput(f"{where}: {message}" if where else message) from None
     except RecursionError:
         raise InvalidInput("command is nested too deeply") from None
+
+
+def _health_error(first: Any) -> str:
+    """An error in today's answers, in words that repeat nothing that was sent: neither a
+    value ("'sore knee' is not a body area") nor which question it was about, since the
+    error topic and the log are read by others than the asker."""
+    loc = [str(p) for p in first["loc"][1:]]
+    if loc[:1] == ["today"]:
+        loc = loc[1:]  # spa mode's `today`: the answers are inside it
+    if not loc or loc[0] == "id":
+        return f"{'.'.join(str(p) for p in first['loc'][1:])}: {first['msg']}"  # no answer
+    return HEALTH_ANSWER
 
 
 def _id_of(payload: bytes) -> str | None:
@@ -133,6 +152,9 @@ def _without_health(payload: bytes) -> bytes:
         return hidden
     if not isinstance(data, dict):
         return payload
+    if data.get("action") == "today":  # its arguments are today's answers: not even which
+        kept = {k: v for k, v in data.items() if k in ("action", "id")}
+        return json.dumps({**kept, "today": "(left out)"}).encode()
     shown = {k: ("(left out)" if k == "today" else v) for k, v in data.items()}
     return json.dumps(shown).encode()
 

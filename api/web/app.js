@@ -14,12 +14,16 @@ const state = {
   routines: {}, // name -> routine
   reach: {}, // routine name -> promise of what it can be fitted to (GET /routines/{name}/fit)
   profiles: [],
+  areas: [], // the body areas to work (GET /areas), for "where?" answers
   views: {}, // room name -> {view, at: performance.now() when it arrived}
   screen: 'home', // home | session | feedback | thanks
   focus: null, // the room the session screen shows
   ended: null, // {room, session}: the session the feedback is about
   sending: false, // this phone's feedback is on its way (so its own echo is not "already given")
   stageKey: null, // which stage's guidance is on screen
+  today: { session: null, again: false }, // the session whose day's questions are on screen
+  notToday: null, // {room, session, profile}: the session a stop sign ended
+  health: null, // {name, before}: the profile whose health answers the dialog shows
 };
 
 // --- DOM ------------------------------------------------------------------------------
@@ -160,13 +164,16 @@ function onRoom(view) {
 
   if (state.screen === 'session' && state.focus === view.name && !view.session) {
     const last = view.last_session;
-    if (before && before.session && last && last.id === before.session.id) {
+    if (before && before.session && last && last.id === before.session.id && last.end_reason === 'not_today') {
+      showNotToday(view.name, last, null); // a stop sign, on this phone or another
+    } else if (before && before.session && last && last.id === before.session.id) {
       showFeedback(view.name, last);
     } else {
       show('home');
     }
   } else if (view.session && (state.screen === 'home'
-      || (state.screen === 'thanks' && state.ended && state.ended.room === view.name))) {
+      || (state.screen === 'thanks' && state.ended && state.ended.room === view.name)
+      || (state.screen === 'not-today' && state.notToday && state.notToday.room === view.name))) {
     state.focus = view.name; // a session started (here or from elsewhere, a turn): follow it
     show('session');
   } else if (state.screen === 'feedback' && state.ended && state.ended.room === view.name && !state.sending) {
@@ -181,7 +188,7 @@ function onRoom(view) {
 
 function show(screen) {
   state.screen = screen;
-  for (const id of ['home', 'session', 'feedback', 'thanks']) $(id).hidden = id !== screen;
+  for (const id of ['home', 'session', 'feedback', 'thanks', 'not-today']) $(id).hidden = id !== screen;
   window.scrollTo(0, 0);
   render();
 }
@@ -254,12 +261,14 @@ function buildHome() {
     const profile = h('select', { id: `profile-${room.name}`, 'aria-label': 'For whom' },
       h('option', { value: '', text: 'No profile' }),
       state.profiles.map((p) => h('option', { value: p.name, text: p.display_name || p.name })));
+    const health = healthButton(profile);
     const card = h('section', { class: 'room-card', data: { room: room.name } },
       h('h2', { text: room.title || room.name }),
       h('p', { class: 'status' }),
       h('div', { class: 'room-state' }),
       h('label', { class: 'field' }, 'Routine', routine),
       h('label', { class: 'field' }, 'For', profile),
+      health,
       h('label', { class: 'field' }, 'How long?', minutes),
       h('button', { class: 'link rate', type: 'button', text: 'How was the last one? Tell us', hidden: true,
         onclick: () => {
@@ -287,12 +296,13 @@ function renderHome() {
       spa.textContent = 'Spa mode';
     }
     const last = view.last_session;
-    card.querySelector('.rate').hidden = Boolean(view.session || !last || last.feedback_given || feedbackDone(last.id));
+    card.querySelector('.rate').hidden = Boolean(view.session || !last || last.feedback_given
+      || feedbackDone(last.id) || last.end_reason === 'not_today'); // nothing of it was done
     roomState(card.querySelector('.room-state'), view);
   }
 }
 
-async function startSpa(room, routine, profile, button, { minutes, follows } = {}) {
+async function startSpa(room, routine, profile, button, { minutes, follows, roomOnly } = {}) {
   const entry = state.views[room];
   if (entry && entry.view.session) {
     state.focus = room;
@@ -304,6 +314,7 @@ async function startSpa(room, routine, profile, button, { minutes, follows } = {
   if (profile) body.profile = profile;
   if (minutes) body.minutes = Number(minutes);
   if (follows) body.follows = follows; // taking turns: linked to the session before
+  if (roomOnly) body.room_only = true; // the quiet room: the routine is the server's
   const view = await command(`/rooms/${encodeURIComponent(room)}/spa`, { method: 'POST', body });
   button.disabled = false;
   if (view) {
@@ -388,7 +399,8 @@ function renderSession() {
     `${view.title} · ${routineTitle(session.routine)}${who} · ${stage.index + 1} of ${session.stages.length}`;
   $('session').classList.toggle('paused', paused);
 
-  const key = `${session.id}/${stage.index}/${stage.started_at}`;
+  // The guidance too: today's answers change it without a change of stage.
+  const key = `${session.id}/${stage.index}/${stage.started_at}/${JSON.stringify(stage.guidance)}`;
   if (key !== state.stageKey) {
     state.stageKey = key;
     const g = stage.guidance;
@@ -414,6 +426,7 @@ function renderSession() {
   $('next').textContent = stage.index + 1 >= session.stages.length ? 'Finish' : 'Next';
   $('previous').disabled = false;
   renderPlan(session);
+  renderToday(session);
   roomState($('session-room'), view);
 }
 
@@ -491,7 +504,7 @@ function sessionCommand(action) {
 function wireSession() {
   $('previous').addEventListener('click', () => sessionCommand('previous'));
   $('next').addEventListener('click', () => sessionCommand('next'));
-  $('ready').addEventListener('click', () => sessionCommand('next'));
+  $('ready').addEventListener('click', ready);
   $('pause').addEventListener('click', () => {
     const entry = state.views[state.focus];
     const paused = entry && entry.view.session && entry.view.session.status === 'paused';
@@ -638,10 +651,203 @@ function wireFeedback() {
   $('home-button').addEventListener('click', () => show('home'));
 }
 
+// --- yes/no questions (today's and the profile's health) ---------------------------------
+
+/** A one-tap yes/no question; a "where" one shows the body areas to pick once it is yes.
+ *  `value`: false/null (no), true (yes, where not said) or a list of area ids. */
+function question(id, text, where, value) {
+  const yes = value === true || (Array.isArray(value) && value.length > 0);
+  const picked = new Set(Array.isArray(value) ? value : []);
+  const answer = h('span', { class: 'answer', text: yes ? 'Yes' : 'No' });
+  const areas = where ? h('div', { class: 'areas', hidden: !yes, role: 'group', 'aria-label': `${text} Where` },
+    state.areas.map((a) => h('button', {
+      type: 'button', class: 'area', text: a.name, 'aria-pressed': String(picked.has(a.id)), data: { area: a.id },
+      onclick: (event) => {
+        const button = event.currentTarget;
+        button.setAttribute('aria-pressed', String(button.getAttribute('aria-pressed') !== 'true'));
+      },
+    }))) : null;
+  const toggle = h('button', {
+    type: 'button', class: 'toggle', 'aria-pressed': String(yes),
+    onclick: (event) => {
+      const button = event.currentTarget;
+      const now = button.getAttribute('aria-pressed') !== 'true';
+      button.setAttribute('aria-pressed', String(now));
+      answer.textContent = now ? 'Yes' : 'No';
+      if (areas) areas.hidden = !now;
+    },
+  }, h('span', { class: 'question-text', text }), answer);
+  return h('div', { class: 'question', data: { question: id } }, toggle, areas);
+}
+
+/** A question's answer as the API takes it: false, true, or the areas picked. */
+function answerOf(node) {
+  if (node.querySelector('.toggle').getAttribute('aria-pressed') !== 'true') return false;
+  const areas = [...node.querySelectorAll('.area[aria-pressed="true"]')].map((b) => b.dataset.area);
+  return node.querySelector('.areas') && areas.length ? areas : true;
+}
+
+// --- today's questions, while getting ready -------------------------------------------------
+
+/** The day's questions on the getting-ready screen, until they are answered (on any phone). */
+function renderToday(session) {
+  const section = $('today');
+  const today = session.today;
+  section.hidden = !today || !today.asking;
+  if (section.hidden) return;
+  if (state.today.session !== session.id) { // a new session: its questions, all "no"
+    state.today = { session: session.id, again: false };
+    $('today-questions').replaceChildren(...today.questions.map((q) => question(q.id, q.text, q.where, false)));
+  }
+  const asking = !today.answered || state.today.again;
+  $('today-questions').hidden = !asking;
+  $('today-answered').hidden = asking;
+}
+
+/** The answers to send: only when a question is shown and one is yes (else null). */
+function todayAnswers() {
+  if ($('today').hidden || $('today-questions').hidden) return null;
+  const answers = {};
+  for (const node of $('today-questions').querySelectorAll('.question')) {
+    const value = answerOf(node);
+    if (value !== false) answers[node.dataset.question] = value;
+  }
+  return Object.keys(answers).length ? answers : null;
+}
+
+/** Ready: today's answers first (if any is yes), then the massage; never the massage
+ *  without them, and a stop sign ends it here with the quiet room offered. */
+async function ready() {
+  const room = state.focus;
+  const entry = state.views[room];
+  const session = entry && entry.view.session;
+  const button = $('ready');
+  button.disabled = true;
+  try {
+    const answers = todayAnswers();
+    if (session && answers) {
+      try {
+        await api(`/rooms/${encodeURIComponent(room)}/session/today`, { method: 'POST', body: answers });
+      } catch (error) {
+        if (error.code === 'no_massage_today') showNotToday(room, session, error);
+        else toast(error.message);
+        return;
+      }
+    }
+    await sessionCommand('next');
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** No massage today: the plain explanation (each stop sign's why on the phone that asked)
+ *  and the quiet room. */
+function showNotToday(room, session, error) {
+  const again = state.notToday && state.notToday.session === session.id;
+  state.notToday = { room, session: session.id, profile: session.profile };
+  $('not-today-text').textContent = 'A fever or feeling unwell, or a calf that is swollen, warm and painful, '
+    + 'means no massage today (for the calf: see a doctor today). Nothing of the massage was done, '
+    + 'and the room goes back as it was.';
+  const signs = (error && error.detail && error.detail.stop_signs) || [];
+  const why = (text) => `${text[0].toUpperCase()}${text.slice(1)}.`;
+  if (error) $('not-today-why').replaceChildren(...signs.map((s) => h('li', { text: why(s.why) })));
+  else if (!again) $('not-today-why').replaceChildren(); // the answers' reasons: the asker's only
+  if (state.screen !== 'not-today') show('not-today');
+}
+
+function wireToday() {
+  $('today-answered').append(' ', h('button', { type: 'button', class: 'link', text: 'Change the answers',
+    onclick: () => { state.today.again = true; render(); } }));
+  $('quiet-room').addEventListener('click', (event) => {
+    const gone = state.notToday;
+    if (gone) startSpa(gone.room, null, gone.profile, event.currentTarget, { roomOnly: true });
+  });
+  $('not-today-home').addEventListener('click', () => show('home'));
+}
+
+// --- a profile's health answers -------------------------------------------------------------
+
+// The profile's standing questions (HealthAnswers in ambiance/core/profiles.py): id, words, where?
+const HEALTH = [
+  ['pregnant', 'Pregnant?', false],
+  ['blood_thinners', 'Blood thinners or a clotting disorder?', false],
+  ['dvt_history', 'Ever had a deep-vein thrombosis (a blood clot)?', false],
+  ['varicose_veins', 'Varicose veins? Where?', true],
+  ['osteoporosis', 'Osteoporosis (fragile bones)?', false],
+  ['recent_injury', 'A recent injury or operation? Where?', true],
+  ['skin_condition', 'A rash or broken skin? Where?', true],
+  ['nut_allergy', 'A nut allergy?', false],
+];
+
+/** "Health" under the profile picker: shown when a profile is picked. */
+function healthButton(select) {
+  const button = h('button', { type: 'button', class: 'link health', text: 'Health questions', hidden: !select.value,
+    onclick: () => openHealth(select.value) });
+  select.addEventListener('change', () => { button.hidden = !select.value; });
+  return button;
+}
+
+/** The profile's answers, asked for now (they are never in the live stream), in a dialog. */
+async function openHealth(name) {
+  let profile;
+  try {
+    profile = await api(`/profiles/${encodeURIComponent(name)}`);
+  } catch (error) {
+    toast(error.message);
+    return;
+  }
+  const answers = profile.health || {};
+  state.health = { name, before: Object.fromEntries(HEALTH.map(([id]) => [id, answers[id] || false])) };
+  $('health-title').textContent = `Health: ${profile.display_name || profile.name}`;
+  $('health-error').hidden = true;
+  $('health-questions').replaceChildren(...HEALTH.map(([id, text, where]) => question(id, text, where, answers[id])));
+  $('health-dialog').showModal();
+}
+
+async function saveHealth(event) {
+  event.preventDefault();
+  const dialog = $('health-dialog');
+  if (!event.submitter || event.submitter.value !== 'save' || !state.health) {
+    dialog.close();
+    return;
+  }
+  const { name, before } = state.health;
+  const changes = {}; // only what changed: an answer never given stays unanswered
+  for (const node of $('health-questions').querySelectorAll('.question')) {
+    const value = answerOf(node);
+    if (JSON.stringify(value) !== JSON.stringify(before[node.dataset.question])) changes[node.dataset.question] = value;
+  }
+  if (Object.keys(changes).length) {
+    $('health-save').disabled = true;
+    try {
+      await api(`/profiles/${encodeURIComponent(name)}`, { method: 'PATCH', body: { health: changes } });
+    } catch (error) {
+      $('health-error').textContent = error.message;
+      $('health-error').hidden = false;
+      return;
+    } finally {
+      $('health-save').disabled = false;
+    }
+  }
+  state.health = null;
+  $('health-questions').replaceChildren(); // not kept on screen once closed
+  dialog.close();
+}
+
+function wireHealth() {
+  $('health-form').addEventListener('submit', saveHealth);
+  $('health-dialog').addEventListener('close', () => {
+    state.health = null;
+    $('health-questions').replaceChildren();
+  });
+}
+
 // --- start ------------------------------------------------------------------------------
 
 async function load() {
-  const [rooms, routines, profiles] = await Promise.all([api('/rooms'), api('/routines'), api('/profiles')]);
+  const [rooms, routines, profiles, areas] = await Promise.all(
+    [api('/rooms'), api('/routines'), api('/profiles'), api('/areas')]);
+  state.areas = areas.filter((a) => !a.caution);
   state.rooms = rooms;
   state.routines = Object.fromEntries(routines.map((r) => [r.name, r]));
   state.profiles = profiles;
@@ -652,6 +858,8 @@ async function main() {
   window.addEventListener('hashchange', tokenFromAddress); // pasted into an open page
   wireSession();
   wireFeedback();
+  wireToday();
+  wireHealth();
   show('home');
   $('home-empty').hidden = false;
   for (;;) {

@@ -46,6 +46,10 @@ class SessionRecord:
     # The stages it got to, in order; None for a session stored before schema v5.
     reached: list[str] | None = None
     follows: str | None = None  # the session it took turns after
+    # Which routine of the session this is: a session changes its routine only while
+    # getting ready (today's answers shape it anew), and each change counts one. Not a
+    # column: it tells the store to write the routine again.
+    routine_version: int = 0
 
     @property
     def active(self) -> bool:
@@ -109,13 +113,17 @@ def _command_from_row(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
+_NEWER_ROUTINE = "DO UPDATE SET routine_data = excluded.routine_data"
+
+
 class Sessions:
     def __init__(self, db: Database) -> None:
         self.db = db
-        # Active sessions whose routine row is known to be committed: their saves skip
-        # dumping the routine again (5-10 KB of JSON). Only ever added to after a commit;
-        # a set's add, discard and `in` are atomic, so the threads need no lock for it.
-        self._routine_saved: set[str] = set()
+        # Active sessions whose routine row is known to be committed, and which version of
+        # it: their saves skip dumping the routine again (5-10 KB of JSON) until it changes.
+        # Only ever set after a commit; a dict's get, set and pop are atomic, so the
+        # threads need no lock for it.
+        self._routine_saved: dict[str, int] = {}
 
     # --- records -----------------------------------------------------------------------
 
@@ -267,20 +275,22 @@ class Sessions:
                 record.follows,
             ),
         )
-        if record.id not in self._routine_saved:
-            # Written with the session's first save; a session keeps its routine.
+        if self._routine_saved.get(record.id) != record.routine_version:
+            # Written with the session's first save; a session keeps its routine, unless
+            # it changed it (today's answers while getting ready: a later version).
+            keep = "DO NOTHING" if record.routine_version == 0 else _NEWER_ROUTINE
             conn.execute(
                 "INSERT INTO session_routines (session_id, routine_data) VALUES (?, ?)"
-                " ON CONFLICT (session_id) DO NOTHING",
+                f" ON CONFLICT (session_id) {keep}",
                 (record.id, dumps(record.routine_data)),
             )
 
     def _saved(self, record: SessionRecord) -> None:
         """Note, once committed, that an active session's routine is in the store."""
         if record.active:
-            self._routine_saved.add(record.id)
+            self._routine_saved[record.id] = record.routine_version
         else:
-            self._routine_saved.discard(record.id)
+            self._routine_saved.pop(record.id, None)
 
     def _conflict(self, record: SessionRecord) -> Conflict:
         with self.db.read() as conn:

@@ -96,6 +96,15 @@ def test_a_session_keeps_the_routine_of_its_first_save(store: Store, db: Path) -
     with Store(db) as other:
         other.sessions.save(dataclasses.replace(later, index=4))
         assert other.sessions.get("s1") == dataclasses.replace(first, index=4)
+    # A session that changed its routine (today's answers while getting ready) says so
+    # with a newer version: that one is kept, and later saves keep it too.
+    changed = dataclasses.replace(first, routine_data={"routine": {"v": 3}}, routine_version=1)
+    store.sessions.save(changed)
+    store.sessions.save(dataclasses.replace(changed, index=5))
+    with Store(db) as other:
+        loaded = other.sessions.get("s1")
+        assert loaded is not None and loaded.routine_data == {"routine": {"v": 3}}
+        assert loaded.index == 5
 
 
 def test_unknown_status_is_refused(store: Store) -> None:

@@ -1,0 +1,82 @@
+"""A session's routine, shaped: adapted to whom it is for and to today's answers, then
+fitted to the time there is.
+
+One function for the two moments it happens: the start (`Room.start_spa`) and today's
+answers given while getting ready (`Room.answer_today`), so that answers given then
+shape the session exactly as they would have at the start. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ambiance.core.fitting import Fitted, fit, reach
+from ambiance.core.profiles import DayCheck, Profile, adapt
+from ambiance.core.scenes import Routine, Scene, Step
+
+__all__ = ["Shaped", "shape"]
+
+
+@dataclass(frozen=True)
+class Shaped:
+    routine: Routine
+    scenes: dict[str, Scene]  # adapted to the profile; empty: the library's own
+    fitted: Fitted | None
+
+
+def shape(
+    written: Routine,
+    scenes: Mapping[str, Scene],
+    profile: Profile | None,
+    today: DayCheck | None,
+    minutes: float | None,
+    *,
+    nearest: bool = False,
+) -> Shaped:
+    """`written` (the routine as its file writes it) for this session: adapted to
+    `profile` and `today` (profiles.adapt: raises NotToday for a stop sign), then, with
+    `minutes`, fitted to that length (the person's own lengths first).
+
+    `nearest`: when the adapted routine cannot take `minutes` (today's answers left
+    stages out), fit it to the nearest length it can take and say so while getting
+    ready, rather than refuse: the answers must always be taken. Without it, fitting
+    raises InvalidInput naming the shortest and longest possible (at the start, the
+    person can ask for another length).
+    """
+    routine, adapted = written, dict[str, Scene]()
+    if profile is not None or today is not None:
+        # Today's answers are used here and kept nowhere: the adapted routine says what
+        # they changed (the command log and the state leave them out).
+        routine, adapted = adapt(written, scenes, profile, today)
+    if minutes is None:
+        return Shaped(routine, adapted, None)
+    asked = minutes
+    if nearest:
+        if not any(stage.timed for stage in routine.stages):
+            return Shaped(routine, adapted, None)  # nothing left to time
+        found = reach(routine, written=written)
+        minutes = min(max(minutes, found.shortest), found.longest)
+    fitted = Fitted.before(routine, minutes, asked)
+    routine = fit(routine, minutes, written=written)
+    if fitted.asked is not None:
+        routine = _say_length(routine, fitted)
+    return Shaped(routine, adapted, fitted)
+
+
+def _say_length(routine: Routine, fitted: Fitted) -> Routine:
+    """Getting ready says that the massage is not the length asked for, and why."""
+    why = (
+        "what is left out takes its time with it"
+        if fitted.minutes < fitted.wanted
+        else "it cannot be made shorter"
+    )
+    text = (
+        f"With today's answers this massage takes {fitted.minutes:g} minutes, not the "
+        f"{fitted.wanted:g} asked for: {why}."
+    )
+    first = routine.stages[0]
+    steps = [Step(text=text, areas=[]), *first.guidance.steps]
+    guidance = first.guidance.model_copy(update={"steps": steps})
+    stages = [first.model_copy(update={"guidance": guidance}), *routine.stages[1:]]
+    return routine.model_copy(update={"stages": stages})
