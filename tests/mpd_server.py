@@ -89,6 +89,7 @@ class MpdServer:
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._lines: list[str] = []
+        self._marks = 0  # markers sent by mark()
         self._changed = threading.Condition()
         workdir.mkdir(parents=True, exist_ok=True)
         self.music_dir.mkdir(exist_ok=True)
@@ -264,9 +265,27 @@ class MpdServer:
             return "\n".join(self._lines)
 
     def mark(self) -> int:
-        """A place in the log: `commands(since=mark)` lists only what came after it."""
+        """A place in the log: `commands(since=mark)` lists only what came after it.
+
+        Synced with MPD: our reader of its log may be a moment behind (on a loaded machine,
+        more), so the place is taken just after a marker command sent now, which MPD logs
+        after everything it processed before this call."""
+        self._marks += 1
+        token = f"ambiance-test-mark-{self._marks}"
+        self.command("find", "file", token)
+
+        def place() -> int | None:
+            for i in range(len(self._lines) - 1, -1, -1):
+                if token in self._lines[i]:
+                    return i + 1
+            return None
+
         with self._changed:
-            return len(self._lines)
+            if not self._changed.wait_for(lambda: place() is not None, 5.0):
+                raise TimeoutError(f"MPD did not log the marker {token!r}:\n{self.log()}")
+            found = place()
+            assert found is not None
+            return found
 
     def commands(self, since: int = 0) -> list[list[str]]:
         """Every command MPD processed (its verbose log has them all), as words:
