@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from ambiance.config import RoomConfig
+from ambiance.core.checkins import Answer, schedule
 from ambiance.core.coordinator import Coordinator
 from ambiance.core.director import RoomTarget, room_target
 from ambiance.core.engine import Event as EngineEvent
@@ -24,7 +25,7 @@ from ambiance.core.engine import Session
 from ambiance.core.events import Event, EventBus
 from ambiance.core.fitting import Fitted, fit
 from ambiance.core.people import ProfileBook
-from ambiance.core.profiles import ROOM_ONLY_ROUTINE, DayCheck, adapt
+from ambiance.core.profiles import ROOM_ONLY_ROUTINE, DayCheck, adapt, pressure_choices
 from ambiance.core.scenes import Library, Scene, Stage
 from ambiance.core.status import ACTIVE, HealthStatus, RoomStatus
 from ambiance.core.views import (
@@ -223,8 +224,8 @@ class Room:
             routine, today = ROOM_ONLY_ROUTINE, None  # no massage: nothing to ask
         written = chosen = self.library.routine(routine or self.config.routine)
         scenes: dict[str, Scene] = {}
+        person = None
         if profile is not None or today is not None:
-            person = None
             if profile is not None:
                 if self.profiles is None:
                     raise Conflict("profiles need the store, which this room has not")
@@ -236,8 +237,18 @@ class Room:
         if minutes is not None:  # the person's lengths first, then the whole to the time
             fitted = Fitted.before(chosen, minutes)
             chosen = fit(chosen, minutes, written=written)
+        # What a check-in answer may move each hands-on stage's pressure to, worked out now
+        # with every cap of their health and today's answers (which are then kept nowhere).
+        asked = {planned.stage for planned in schedule(chosen)}
+        pressure = pressure_choices(written, chosen, person, today, also=asked)
         session = Session(
-            chosen, self.clock, profile=profile, scenes=scenes, follows=follows, fitted=fitted
+            chosen,
+            self.clock,
+            profile=profile,
+            scenes=scenes,
+            follows=follows,
+            fitted=fitted,
+            pressure=pressure,
         )
         self.session = session
         last = self.last_session
@@ -323,6 +334,13 @@ class Room:
 
     def stop_session(self) -> None:
         self._command("stop", {}, lambda s: s.stop())
+
+    def checkin(self, answer: Answer, checkin_id: str | None = None) -> None:
+        """Answer the open pressure check-in; the pressure wording follows at once."""
+        args = {"answer": answer, **({"id": checkin_id} if checkin_id is not None else {})}
+        self._command(
+            "checkin", args, lambda s: s.answer(answer, checkin_id), "answer a pressure check-in"
+        )
 
     def _command(
         self,
@@ -413,6 +431,7 @@ class Room:
             dnd=self.phones.on if self.phones is not None else False,
             health=self.health_status,
             at=iso(now) or "",
+            checkin=session.checkin_view() if session is not None else None,
         )
 
     def view(self) -> RoomView:
@@ -510,10 +529,24 @@ class Room:
                 )
             )
         self._sync_phones()
-        if session is not None and events and (not timer or session.ended):
+        # A check-in asked by the timer is saved: after a restart it is open again, and
+        # one already answered is not asked twice.
+        asked = any(event.kind.startswith("checkin.") for event in events)
+        if session is not None and events and (not timer or session.ended or asked):
             self._persist(session, soon=True)
+            if session.ended:
+                self._learn_checkins(session)
         self._schedule()
         self._count_sessions()
+
+    def _learn_checkins(self, session: Session) -> None:
+        """At the end, the person's profile learns from the check-in answers: in the same
+        transaction as the session's end, so a restart never learns them twice or loses
+        them (checkins.py says which count; feedback later builds on them)."""
+        taught = session.checkins.learned()
+        if self.profiles is None or session.profile is None or not taught:
+            return
+        self.profiles.learn_checkins_soon(session.profile, session.routine, taught)
 
     def _count_sessions(self) -> None:
         if self.metrics is None:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 COMMAND_LIMIT = 8 * 1024  # bytes; a command is a few dozen
 SHOWN = 200  # characters of a bad command echoed back in the error
-STATE_EVENTS = ("session.", "stage.", "room.", "device.health")
+STATE_EVENTS = ("session.", "stage.", "checkin.", "room.", "device.health")
 
 
 class CommandMessage(commands.Arguments):
