@@ -493,6 +493,14 @@ class Checkins:
             return None
         return choices.levels[self.wanted.get(stage, choices.start)].shown
 
+    def said(self) -> str | None:
+        """What to do now, after the answer to the current check-in (None while open)."""
+        current = self.current
+        if current is None or current.answered is None:
+            return None
+        given = next((g for g in reversed(self.given) if g.id == current.id), None)
+        return None if given is None else self._own_note(given)
+
     def _note(self, stage: str) -> str | None:
         own = [g for g in self.given if g.stage == stage]
         if own:

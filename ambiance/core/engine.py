@@ -373,6 +373,7 @@ class Session:
             asked_at=asked.asked_at,
             answered=asked.answered,
             answered_at=asked.answered_at,
+            now=self.checkins.said(),
         )
 
     def _planned_view(self) -> list[PlannedCheckin]:

@@ -85,6 +85,10 @@ class CheckinView(View):
     asked_at: float = Field(description="Epoch seconds.")
     answered: Answer | None = Field(description="Null while open.")
     answered_at: float | None = None
+    now: str | None = Field(
+        default=None,
+        description="Once answered: what to do now (the stage's pressure line begins with it).",
+    )
 
 
 class PlannedCheckin(View):

@@ -103,6 +103,9 @@ async def test_a_check_in_goes_out_on_the_stream_and_the_answer_changes_the_word
             while view["session"]["checkin"]["answered"] is None:
                 view = await anext(room)
             assert view["session"]["checkin"]["answered"] == "softer"
+            now = view["session"]["checkin"]["now"]
+            assert now == "They asked for softer: lighten a step, to 3-4 of 10."
+            assert stage["guidance"]["pressure"].startswith(now)
             assert view["session"]["stage"]["guidance"]["pressure"] == stage["guidance"]["pressure"]
             assert view["session"]["checkins"][0]["answer"] == "softer"
 
