@@ -21,6 +21,7 @@ from ambiance.core.checkins import (
     TIGHT_SPOT_AFTER,
     Answer,
     NoCheckin,
+    pressure_for,
     schedule,
     technique,
 )
@@ -36,7 +37,6 @@ from ambiance.core.profiles import (
     adapt,
     learn,
     learn_checkins,
-    pressure_choices,
 )
 from ambiance.core.scenes import Library, Routine, Scene, builtin_scenes_dir, load_library
 from ambiance.errors import ConfigError, InvalidInput
@@ -77,8 +77,7 @@ def session_for(
         chosen, scenes = adapt(routine, library.scenes, profile, today)
     if minutes is not None:
         chosen = fit(chosen, minutes, written=routine)
-    asked = {p.stage for p in schedule(chosen)}
-    pressure = pressure_choices(routine, chosen, profile, today, also=asked)
+    pressure = pressure_for(routine, chosen, profile, today)
     clock = FakeClock()
     profile_name = profile.name if profile is not None else None
     session = Session(chosen, clock, profile=profile_name, scenes=scenes, pressure=pressure)
@@ -470,6 +469,23 @@ def test_check_ins_survive_a_restart() -> None:
     assert back.view().checkin is not None and back.view().checkin.id == "petrissage-1"  # type: ignore[union-attr]
     back.answer("firmer")
     assert back.view().stage.pressure_now == "medium"
+
+
+def test_a_session_stored_before_check_ins_is_picked_up_with_its_stages_time() -> None:
+    session, clock = session_for(LIBRARY.routine("classic"))
+    session.next()
+    started = clock.now()
+    record = session.record()
+    del record["checkins"]  # as stored before schema v6
+    del record["routine_data"]["pressure"]
+    clock.advance(10)
+    back = Session.from_record(record, clock)
+    assert back.next_deadline() == started + FIRST_AFTER  # its time counted from its start
+    clock.advance(FIRST_AFTER - 10)
+    assert [e.kind for e in back.tick()] == ["checkin.asked"]
+    back.answer("softer")  # without pressure choices: recorded, the wording says so
+    assert back.checkins.learned() == {}
+    assert (back.view().stage.guidance.pressure or "").startswith("They asked for softer")
 
 
 # --- what an answer changes -------------------------------------------------------------

@@ -50,10 +50,13 @@ from ambiance.core import fitting
 from ambiance.core.areas import AREAS, areas_in_text
 from ambiance.core.profiles import (
     PRESSURES,
+    DayCheck,
     Hint,
     Pressure,
     PressureChoice,
+    Profile,
     StagePressure,
+    pressure_choices,
 )
 from ambiance.core.scenes import MOST_CHECKINS, Guidance, Routine, Stage, Step
 from ambiance.errors import Conflict
@@ -80,6 +83,7 @@ __all__ = [
     "Planned",
     "dump_pressure",
     "load_pressure",
+    "pressure_for",
     "schedule",
     "technique",
 ]
@@ -249,6 +253,17 @@ def _longest(routine: Routine, parts: Mapping[str, str]) -> tuple[int, Stage] | 
     return best
 
 
+def pressure_for(
+    written: Routine, chosen: Routine, profile: Profile | None, today: DayCheck | None
+) -> dict[str, StagePressure]:
+    """What a check-in answer may move each hands-on stage of `chosen` (the routine as the
+    session runs it: adapted, fitted) to, with every cap of `profile`'s health and
+    `today`'s answers; `written` is the routine as its file writes it. Worked out again
+    whenever the session's routine is adapted again (today's answers given later)."""
+    asked = {planned.stage for planned in schedule(chosen)}
+    return pressure_choices(written, chosen, profile, today, also=asked)
+
+
 # --- the state of a session's check-ins --------------------------------------------------
 
 
@@ -359,12 +374,12 @@ class Checkins:
         pending = self.pending(stage)
         return pending[0].at if pending else None
 
-    def enter(self, stage: str, run: float) -> Asked | None:
+    def enter(self, stage: str, run: float) -> None:
         """A stage begins, `run` seconds into its own time (a stage set with time already
-        gone): the check-ins it passed are not asked. Returns the one dropped, if any."""
-        dropped = self.leave()
+        gone): the check-ins it passed are not asked. (`leave()` the one before first.)"""
+        self.current = None
+        self.asked = set()
         self.asked = {p.id for p in self.pending(stage) if p.at < run}
-        return dropped
 
     def leave(self) -> Asked | None:
         """The stage (or the session) ends: an open check-in is dropped, not answered."""
@@ -419,7 +434,8 @@ class Checkins:
                     held = held or index == 0
             if after != before:
                 self.wanted[stage.name] = after
-                moved.append(stage.name)
+                if choices.levels[after].shown != choices.levels[before].shown:
+                    moved.append(stage.name)  # lighter or firmer on the skin
         level = None
         if current.stage in self.pressure:
             level = self.wanted.get(current.stage, self.pressure[current.stage].start)
@@ -517,33 +533,43 @@ class Checkins:
         return None
 
     def _own_note(self, given: Given) -> str:
+        """What the answer to a stage's own check-in asks of the giver now."""
         shown = self.shown(given.stage)
-        scale = _SCALE[shown] if shown is not None else None
-        lighter = given.stage in given.moved and scale is not None
+        moved = given.stage in given.moved and shown is not None
+        scale = _SCALE[shown] if shown is not None else ""
+        lightest = shown == "soft" and not moved  # nothing lighter to move to
         if given.answer == "same":
             return "They said the pressure is right: keep it just like this."
         if given.answer == "too_much":
-            if not lighter:
+            if moved:
+                return (
+                    f"Ease off now: it was too much. Lighten at once, to {scale}, keep your "
+                    "hands moving slowly and watch their breathing."
+                )
+            if lightest:
                 return (
                     "Ease off now: it was too much. Go as light as you can, slowly, or leave "
                     "this part out and finish it with long, gentle strokes."
                 )
             return (
-                f"Ease off now: it was too much. Lighten at once, to {scale}, keep your "
-                "hands moving slowly and watch their breathing."
+                "Ease off now: it was too much. Lighten at once, keep your hands moving "
+                "slowly and watch their breathing."
             )
         if given.answer == "softer":
-            if not lighter:
+            if moved:
+                return f"They asked for softer: lighten a step, to {scale}."
+            if lightest:
                 return "They asked for softer: this is the lightest here, so go lighter and slower."
-            return f"They asked for softer: lighten a step, to {scale}."
-        if given.held or scale is None:
+            return "They asked for softer: go a little lighter."
+        if given.held:
             return (
                 "They asked for firmer, but this is the most for them here: keep it there and "
                 "go slower instead."
             )
+        to = f", to {scale}" if moved else ""
         return (
-            f"They asked for firmer: a step firmer, to {scale}, leaning in with your body "
-            "weight rather than pushing with your thumbs."
+            f"They asked for firmer: a step firmer{to}, leaning in with your body weight "
+            "rather than pushing with your thumbs."
         )
 
     # --- learning ---------------------------------------------------------------------

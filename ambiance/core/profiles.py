@@ -8,7 +8,11 @@ elsewhere). Three things live here:
   and what was learned from their feedback.
 - `adapt(routine, scenes, profile)`: the routine and scenes as this session uses them,
   always within the SAFE BOUNDS below (module constants).
-- `learn(profile, feedback, routine)`: the profile after one session's `Feedback`.
+- `learn(profile, feedback, routine)`: the profile after one session's `Feedback`;
+  `learn_checkins(profile, routine, taught)`: after its pressure check-in answers, at its
+  end (core/checkins.py says which answers count).
+- `pressure_choices(...)`: each hands-on stage's guidance at each pressure level, within
+  the caps, for the check-in answers to move between.
 
 Which pressure a stage gets (`session_pressure`)
     The stage's learned pressure (`stage_pressure[stage]`) if there is one, otherwise
@@ -27,8 +31,12 @@ The learning rule (`learn`)
        firm), "softer" one step down (firm -> medium -> soft; soft stays soft), "right"
        keeps it (and so records it when it was not known yet). For friction the result
        is capped at the overall pressure.
-    2. `last_feedback` becomes exactly this feedback's per-stage words (quoted in the
-       next session's guidance: "Last time: firmer on petrissage.").
+    2. `last_feedback` becomes this feedback's per-stage words (quoted in the next
+       session's guidance: "Last time: firmer on petrissage."), beside the words of the
+       session's check-in answers on stages it does not name (`answered`).
+    Check-in answers were learned at the session's end (`learn_checkins`: a stage's
+    pressure becomes the level its last answer left it at), so rule 1 starts from what
+    the stage had after them: the feedback's word is about that.
     3. A favourite stage named in the feedback is remembered (none named: the old one
        stays). If it is timed, its preferred length grows by 10 % of what it was this
        session, capped at 1.5x the routine's own length (and 60 minutes); it never

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from ambiance.config import RoomConfig
-from ambiance.core.checkins import Answer, schedule
+from ambiance.core.checkins import Answer, pressure_for
 from ambiance.core.coordinator import Coordinator
 from ambiance.core.director import RoomTarget, room_target
 from ambiance.core.engine import Event as EngineEvent
@@ -25,7 +25,7 @@ from ambiance.core.engine import Session
 from ambiance.core.events import Event, EventBus
 from ambiance.core.fitting import Fitted, fit
 from ambiance.core.people import ProfileBook
-from ambiance.core.profiles import ROOM_ONLY_ROUTINE, DayCheck, adapt, pressure_choices
+from ambiance.core.profiles import ROOM_ONLY_ROUTINE, DayCheck, adapt
 from ambiance.core.scenes import Library, Scene, Stage
 from ambiance.core.status import ACTIVE, HealthStatus, RoomStatus
 from ambiance.core.views import (
@@ -239,8 +239,7 @@ class Room:
             chosen = fit(chosen, minutes, written=written)
         # What a check-in answer may move each hands-on stage's pressure to, worked out now
         # with every cap of their health and today's answers (which are then kept nowhere).
-        asked = {planned.stage for planned in schedule(chosen)}
-        pressure = pressure_choices(written, chosen, person, today, also=asked)
+        pressure = pressure_for(written, chosen, person, today)
         session = Session(
             chosen,
             self.clock,

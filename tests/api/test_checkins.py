@@ -225,3 +225,14 @@ async def test_an_answer_survives_a_restart_and_is_learned_once(tmp_path: Path) 
             "effleurage": "soft",
             "petrissage": "soft",
         }
+
+
+async def test_a_profile_deleted_during_the_session_stays_deleted(tmp_path: Path) -> None:
+    async with service(tmp_path) as (core, clock, client):
+        core.profiles.create(Profile(name="sam"))
+        await started(client, profile="sam")
+        clock.advance(FIRST_AFTER)
+        await client.post(f"{ROOM}/session/checkin", json={"answer": "softer"})
+        assert (await client.delete("/api/v1/profiles/sam")).status_code == 204
+        assert (await client.delete(f"{ROOM}/spa")).status_code == 200
+        assert (await client.get("/api/v1/profiles/sam")).status_code == 404
