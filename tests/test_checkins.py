@@ -275,6 +275,11 @@ routines:
         guidance:
           summary: Long strokes.
           steps: [{text: Glide over the back., areas: [upper_back], technique: effleurage}]
+      - name: still
+        scene: rest
+        duration: 3m
+        checkin: {after: 30s}
+        guidance: {summary: Hands still on the back.}
 """,
     )
     routine = library.routine("mine")
@@ -282,6 +287,7 @@ routines:
     assert [(p.stage, p.kind, p.at, p.prompt) for p in planned] == [
         ("knead", "change", 120.0, "Is this kneading all right, 1 to 10?"),
         ("glide-again", "change", 45.0, PROMPTS["change"]),
+        ("still", "own", 30.0, PROMPTS["own"]),  # asked for, where no hands show at work
     ]
     # Its own time follows a stage made shorter: never past half of it.
     short = fit(routine, 10, written=routine)

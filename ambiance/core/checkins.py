@@ -196,8 +196,11 @@ def schedule(routine: Routine) -> list[Planned]:
     first = True
     for index, stage in enumerate(routine.stages):
         kind_of = technique(stage)
+        own = stage.checkin
         if kind_of not in _HANDS_ON:
-            continue
+            if own is None or not own.ask:
+                continue
+            kind_of = "other"  # its file asks for one: hands at work we cannot see
         ending = parts.get(stage.name) == "ending"
         kind: Kind | None = None
         rank = 0
@@ -210,7 +213,6 @@ def schedule(routine: Routine) -> list[Planned]:
             rank = _RANK["change"] + (kind_of in seen)
         first, before = False, kind_of
         seen.add(kind_of)
-        own = stage.checkin
         if own is not None and not own.ask:
             continue
         if own is not None:
