@@ -635,6 +635,10 @@ def test_answers_never_pass_a_cap(
                 assert RANK[shown] <= RANK[pressure]
             if roles(session.routine).get(stage.name) == "ending":
                 assert RANK[shown] <= RANK[before[stage.name] or "firm"]
+            line = session.checkins.guidance(stage).pressure or ""
+            if caps.get("all") == "soft":  # the line's own level, whatever the answers
+                for words in ("medium pressure for", "firm pressure for"):
+                    assert f"Use {words}" not in line and f"At most {words}" not in line
             for step in session.checkins.guidance(stage).steps:
                 for area in step.areas or ():
                     cap = caps.get(area) or caps.get("all")
