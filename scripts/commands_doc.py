@@ -37,6 +37,8 @@ def _argument(name: str, schema: dict[str, Any], required: bool) -> str:
     for part in schema.get("anyOf", [schema]):
         if "pattern" in part:
             facts.append(f"matches `{part['pattern']}`")
+        if "enum" in part:
+            facts.append("one of " + ", ".join(f"`{value}`" for value in part["enum"]))
     if required:
         facts.append("required")
     elif schema.get("default") is not None:
@@ -77,8 +79,11 @@ def _mqtt(command: commands.Command[Any]) -> str:
 
 
 def _home_assistant(command: commands.Command[Any]) -> str:
-    button = command.button
-    return f"button “{button.name}”" if button is not None else ""
+    buttons = command.all_buttons
+    if not buttons:
+        return ""
+    names = ", ".join(f"“{button.name}”" for button in buttons)
+    return f"button{'s' if len(buttons) > 1 else ''} {names}"
 
 
 def render() -> str:

@@ -40,6 +40,7 @@ ROUTES = {
     ("POST", "/rooms/{room}/session/goto"): "goto",
     ("POST", "/rooms/{room}/session/extend"): "extend",
     ("POST", "/rooms/{room}/session/today"): "answer_today",
+    ("POST", "/rooms/{room}/session/checkin"): "checkin",
     ("PUT", "/rooms/{room}/stage"): "set_stage",
     ("POST", "/rooms/{room}/scene"): "apply_scene",
 }

@@ -41,6 +41,7 @@ from tests.mqtt_fixtures import mqtt_settings
 from tests.music.test_service_mpd import files
 from tests.music.test_service_mpd import library as music_library
 from tests.service_process import ServiceProcess, write
+from tests.test_discovery import ENTITIES
 
 pytestmark = pytest.mark.anyio
 
@@ -347,7 +348,7 @@ async def test_mosquitto_killed_and_a_fresh_one_gets_every_retained_message_agai
         log = EventLog(core.bus)
         room = core.room("bedroom")
         configs = sorted(core.discovery.configs())
-        assert len(configs) == 10
+        assert len(configs) == len(ENTITIES)  # every entity of the room
         with Subscriber(mosquitto, *ours) as before:
             room.start_spa()
             await before.async_wait_for(dnd, predicate=dnd_is("on"))

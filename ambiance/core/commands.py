@@ -10,12 +10,13 @@ MQTT at the next message, Home Assistant at the next discovery.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from ambiance.core.checkins import Answer
 from ambiance.core.fitting import MAX_MINUTES, MIN_MINUTES
 from ambiance.core.profiles import DayCheck, Where
 from ambiance.core.room import Room
@@ -129,6 +130,23 @@ class SceneRequest(Arguments):
     scene: str = Field(pattern=NAME_PATTERN, examples=["rest"])
 
 
+class CheckinRequest(Arguments):
+    answer: Answer = Field(
+        description="What the receiver said: softer, same, firmer, or too_much (ease off "
+        "now). It changes the pressure of this stage and the later ones at once.",
+        examples=["softer"],
+    )
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="The check-in answered (the session's `checkin.id`), to be sure it is "
+        "still the open one; left out: whichever is open.",
+        examples=["petrissage-1"],
+    )
+
+
 ArgsT = TypeVar("ArgsT", bound=Arguments)
 
 
@@ -150,11 +168,12 @@ SESSION = Rest("POST", SESSION_PATH)
 
 @dataclass(frozen=True)
 class Button:
-    """A Home Assistant button that sends the command without arguments."""
+    """A Home Assistant button that sends the command, with `args` (none by default)."""
 
     object_id: str
     name: str
     icon: str
+    args: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -167,10 +186,15 @@ class Command(Generic[ArgsT]):
     bare: bool = False  # MQTT takes the name alone; always so without arguments
     conflicts: bool = True  # may be refused for the room's state (HTTP 409)
     button: Button | None = None
+    buttons: tuple[Button, ...] = ()  # more of them, each with its own arguments
 
     @property
     def takes_bare_word(self) -> bool:
         return self.bare or not self.args.model_fields
+
+    @property
+    def all_buttons(self) -> tuple[Button, ...]:
+        return ((self.button,) if self.button is not None else ()) + self.buttons
 
 
 def _toggle_pause(room: Room, _: NoArguments) -> None:
@@ -293,6 +317,33 @@ _BUILT_IN = (
         ExtendRequest,
         lambda room, a: room.extend(a.seconds),
         (Rest("POST", "/session/extend", "Give the current stage more time"),),
+    ),
+    Command(
+        "checkin",
+        "Answer the open pressure check-in: softer, same, firmer or too_much.",
+        CheckinRequest,
+        lambda room, a: room.checkin(a.answer, a.id),
+        (
+            Rest(
+                "POST",
+                "/session/checkin",
+                "Answer the open pressure check-in",
+                "The receiver's answer to the check-in the session asks now (its `checkin`). "
+                "The pressure line of this stage and the later ones changes at once: one "
+                "step softer or firmer, never past a cap of their health or today's "
+                "answers; too_much also says to ease off now. Learned for next time at "
+                "the session's end. 409 `no_checkin_open` when none is open.",
+            ),
+        ),
+        buttons=tuple(
+            Button(f"checkin_{answer}", f"Check-in: {text}", icon, {"answer": answer})
+            for answer, text, icon in (
+                ("softer", "softer", "mdi:arrow-down-bold-circle-outline"),
+                ("same", "same", "mdi:check-circle-outline"),
+                ("firmer", "firmer", "mdi:arrow-up-bold-circle-outline"),
+                ("too_much", "too much", "mdi:hand-back-left-outline"),
+            )
+        ),
     ),
     Command(
         "scene",

@@ -6,13 +6,17 @@ picked up again after a restart and catch up on the stages it missed.
 
 Commands by state (anything else raises Conflict):
 
-    running  pause, next, previous, goto, set_stage, extend (timed stage), stop, tick
-    paused   resume, next, previous, goto, set_stage, extend (timed stage), stop, tick
+    running  pause, next, previous, goto, set_stage, extend (timed stage), answer, stop, tick
+    paused   resume, next, previous, goto, set_stage, extend (timed stage), answer, stop, tick
     ended    nothing: the session is over
 
 Getting ready (the first stage, untimed, before the massage has begun: `getting_ready`)
 also takes `reshape` (today's answers shaped the routine anew) and `not_today` (a stop
 sign among them: it ends with nothing of the massage done).
+
+Pressure check-ins (checkins.py) fall due in the stage's own time, the seconds it has
+actually run (`stage_time`: pauses do not count), so they follow a stage fitted to
+another length and wait through a pause. `tick()` asks them; `answer()` takes the answer.
 """
 
 from __future__ import annotations
@@ -22,13 +26,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ambiance.core.checkins import GUIDANCE as CHECKIN_GUIDANCE
+from ambiance.core.checkins import Answer, Checkins, dump_pressure, load_pressure
 from ambiance.core.fitting import Fitted
-from ambiance.core.profiles import DAY_QUESTIONS
+from ambiance.core.profiles import DAY_QUESTIONS, StagePressure
 from ambiance.core.scenes import Routine, Scene, Stage
 from ambiance.core.status import ENDED, Status
 from ambiance.core.views import (
+    CheckinView,
     DayQuestion,
     GuidanceView,
+    PlannedCheckin,
     SessionView,
     StageView,
     TodayView,
@@ -38,6 +46,9 @@ from ambiance.errors import Conflict, InvalidInput, NotFound
 from ambiance.infra.clock import Clock
 
 MAX_EXTEND = 3600.0
+# A check-in falls due when the stage's time reaches it: sums of floats may miss that by a
+# rounding error, and a timer that fires just short of it would be set again for the past.
+_DUE_SLACK = 1e-6
 
 
 class Reason(StrEnum):
@@ -55,7 +66,9 @@ class Reason(StrEnum):
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # session.started, stage.changed, session.paused, ... session.ended
+    # session.started, stage.changed, session.paused, ... session.ended; checkin.asked,
+    # checkin.answered, checkin.dropped
+    kind: str
     session_id: str
     at: float
     stage: str | None = None
@@ -87,6 +100,17 @@ class Session:
     today_answered: bool = False
     routine_version: int = 0  # counts the changes of `routine` (for the store)
     end_reason: str | None = None  # why it ended (a Reason), while the room shows it
+    # Each hands-on stage's pressure guidance per level (profiles.pressure_choices):
+    # what a check-in answer moves between. Kept with its routine; worked out again only
+    # when today's answers shape the session anew while getting ready (reshape).
+    pressure: dict[str, StagePressure] = field(default_factory=dict)
+    # The stage's own time: seconds run before `run_since` (wall clock; None while paused).
+    stage_run: float = 0.0
+    run_since: float | None = None
+    checkins: Checkins = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.checkins = Checkins.of(self.routine, self.pressure)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -115,8 +139,21 @@ class Session:
         return not self.ended and not first.timed and not started
 
     def next_deadline(self) -> float | None:
-        """Return when `tick()` next has something to do, if ever."""
-        return self.deadline if self.status is Status.RUNNING else None
+        """Return when `tick()` next has something to do, if ever: the stage's end, or
+        its next check-in."""
+        if self.status is not Status.RUNNING:
+            return None
+        due = None
+        at = self.checkins.next_at(self.stage.name)
+        if at is not None and self.run_since is not None:
+            due = self.run_since + max(0.0, at - self.stage_run)
+        found = [when for when in (self.deadline, due) if when is not None]
+        return min(found) if found else None
+
+    def stage_time(self, now: float) -> float:
+        """Seconds the stage has actually run (a pause stops it)."""
+        running = 0.0 if self.run_since is None else max(0.0, now - self.run_since)
+        return self.stage_run + running
 
     # --- commands -------------------------------------------------------------------
 
@@ -125,6 +162,8 @@ class Session:
         now = self.clock.now()
         self.paused_remaining = None if self.deadline is None else max(0.0, self.deadline - now)
         self.deadline = None
+        self.stage_run = self.stage_time(now)
+        self.run_since = None
         self.status = Status.PAUSED
         return [self._event("session.paused", now, remaining=self.paused_remaining)]
 
@@ -135,6 +174,7 @@ class Session:
         if self.paused_remaining is not None:
             self.deadline = now + self.paused_remaining
         self.paused_remaining = None
+        self.run_since = now
         return [self._event("session.resumed", now, remaining=self.stage_remaining(now))]
 
     def next(self) -> list[Event]:
@@ -179,16 +219,39 @@ class Session:
             )
         return [self._event("stage.extended", now, by=seconds, remaining=self.stage_remaining(now))]
 
+    def answer(self, answer: Answer, checkin: str | None = None) -> list[Event]:
+        """Answer the open check-in (`checkin`: its id, to be sure it is that one); the
+        pressure of this stage and the later ones follows (checkins.py)."""
+        self._require_live("answer a check-in")
+        now = self.clock.now()
+        given = self.checkins.answer(answer, now, self.routine.stages[self.index :], checkin)
+        return [
+            self._event(
+                "checkin.answered",
+                now,
+                id=given.id,
+                answer=answer,
+                level=given.level,
+                held=given.held,
+                moved=list(given.moved),
+            )
+        ]
+
     def stop(self) -> list[Event]:
         """End the session early."""
         self._require_live("stop")
         return self._end(self.clock.now(), Status.STOPPED, Reason.STOP)
 
     def reshape(
-        self, routine: Routine, scenes: dict[str, Scene], fitted: Fitted | None
+        self,
+        routine: Routine,
+        scenes: dict[str, Scene],
+        fitted: Fitted | None,
+        pressure: dict[str, StagePressure],
     ) -> list[Event]:
         """While getting ready: go on with `routine` (the same first stage, shaped anew by
-        today's answers)."""
+        today's answers), its check-ins planned anew and their pressure levels within
+        today's caps (nothing has been asked yet: the first stage asks none)."""
         self.require_getting_ready()
         if routine.stages[0].name != self.stage.name:
             raise ValueError("a reshaped routine keeps its first stage")
@@ -196,6 +259,8 @@ class Session:
         self.routine = routine
         self.scenes = scenes
         self.fitted = fitted
+        self.pressure = pressure
+        self.checkins = Checkins.of(routine, pressure)
         self.today_answered = True
         self.routine_version += 1
         return [
@@ -222,6 +287,9 @@ class Session:
                 events += self._end(at, Status.FINISHED, Reason.TIMER)
             else:
                 events += self._enter(self.index + 1, at, Reason.TIMER)
+        # Only in the stage it is in now: one passed over meanwhile has nobody to ask.
+        if self.status is Status.RUNNING:
+            events += self._ask_due(now)
         return events
 
     # --- keeping it ------------------------------------------------------------------
@@ -239,6 +307,7 @@ class Session:
                 "scenes": {n: s.model_dump(mode="json") for n, s in self.scenes.items()},
                 **({"fitted": self.fitted.dump()} if self.fitted is not None else {}),
                 **({"today_answered": True} if self.today_answered else {}),
+                **({"pressure": dump_pressure(self.pressure)} if self.pressure else {}),
             },
             "profile": self.profile,
             "status": self.status,
@@ -251,6 +320,11 @@ class Session:
             "reached": list(self.reached),
             "follows": self.follows,
             "routine_version": self.routine_version,
+            "checkins": {
+                **self.checkins.dump(),
+                "stage_run": self.stage_run,
+                "run_since": self.run_since,
+            },
         }
 
     @classmethod
@@ -276,7 +350,17 @@ class Session:
             follows=record.get("follows"),
             reached=stages_reached([s.name for s in routine.stages], index, record.get("reached")),
             today_answered=bool(data.get("today_answered", False)),
+            pressure=load_pressure(data.get("pressure")),
         )
+        checkins = record.get("checkins")
+        if isinstance(checkins, dict):
+            session.checkins.load(checkins)
+            session.stage_run = float(checkins.get("stage_run") or 0.0)
+            since = checkins.get("run_since")
+            session.run_since = None if since is None else float(since)
+        elif session.status is Status.RUNNING:
+            # Stored before stages kept their own time: taken as run since it began.
+            session.run_since = session.stage_started_at
         return session
 
     # --- views ----------------------------------------------------------------------
@@ -319,7 +403,8 @@ class Session:
                 started_at=self.stage_started_at,
                 remaining=self.stage_remaining(now),
                 position=self.routine.position_of(stage),
-                guidance=GuidanceView.of(stage.guidance),
+                guidance=GuidanceView.of(self.checkins.guidance(stage)),
+                pressure_now=self.checkins.shown(stage.name),
             ),
             total_remaining=self.total_remaining(now),
             total_duration=self.routine.total_duration,
@@ -330,6 +415,8 @@ class Session:
             follows=self.follows,
             today=self._today_view(),
             end_reason=self.end_reason,
+            checkin=self.checkin_view(),
+            checkins=self._planned_view(),
         )
 
     def _today_view(self) -> TodayView:
@@ -342,12 +429,43 @@ class Session:
             else [],
         )
 
+    def checkin_view(self) -> CheckinView | None:
+        asked = self.checkins.current
+        if asked is None or self.ended:
+            return None
+        return CheckinView(
+            id=asked.id,
+            stage=asked.stage,
+            kind=asked.kind,
+            prompt=asked.prompt,
+            guidance=CHECKIN_GUIDANCE,
+            asked_at=asked.asked_at,
+            answered=asked.answered,
+            answered_at=asked.answered_at,
+            now=self.checkins.said(),
+        )
+
+    def _planned_view(self) -> list[PlannedCheckin]:
+        answers = {given.id: given.answer for given in self.checkins.given}
+        return [
+            PlannedCheckin(
+                id=p.id,
+                stage=p.stage,
+                at=p.at,
+                kind=p.kind,
+                prompt=p.prompt,
+                answer=answers.get(p.id),
+            )
+            for p in self.checkins.planned
+        ]
+
     # --- internals ------------------------------------------------------------------
 
     def _enter(
         self, index: int, at: float, reason: Reason, remaining: float | None = None
     ) -> list[Event]:
         previous = None if reason is Reason.START else self.stage.name
+        events = self._dropped(at)
         self.index = index
         self.stage_started_at = at
         if self.stage.name not in self.reached:
@@ -358,7 +476,14 @@ class Session:
             self.deadline = None
         else:
             self.deadline = None if duration is None else at + duration
+        # Set with time left by another app: the stage has run the rest, and the check-ins
+        # it passed meanwhile are not asked.
+        own = self.stage.duration
+        self.stage_run = max(0.0, own - remaining) if own is not None and remaining else 0.0
+        self.run_since = None if self.status is Status.PAUSED else at
+        self.checkins.enter(self.stage.name, self.stage_run)
         return [
+            *events,
             self._event(
                 "stage.changed",
                 at,
@@ -366,16 +491,44 @@ class Session:
                 reason=reason.value,
                 scene=self.stage.scene,
                 remaining=duration,
-            )
+            ),
         ]
 
     def _end(self, at: float, status: Status, reason: Reason) -> list[Event]:
+        events = self._dropped(at)
         self.status = status
         self.ended_at = at
         self.end_reason = reason.value
         self.deadline = None
         self.paused_remaining = None
-        return [self._event("session.ended", at, outcome=status.value, reason=reason.value)]
+        self.stage_run = self.stage_time(at)
+        self.run_since = None
+        return [
+            *events,
+            self._event("session.ended", at, outcome=status.value, reason=reason.value),
+        ]
+
+    def _dropped(self, at: float) -> list[Event]:
+        """The stage ends: its open check-in is dropped (not counted as an answer)."""
+        dropped = self.checkins.leave()
+        if dropped is None:
+            return []
+        return [self._event("checkin.dropped", at, id=dropped.id)]
+
+    def _ask_due(self, now: float) -> list[Event]:
+        """Ask the check-in that is due in this stage now, if one is."""
+        run = self.stage_time(now) + _DUE_SLACK
+        asked, dropped = self.checkins.ask_due(self.stage.name, run, now)
+        events = []
+        if dropped is not None:
+            events.append(self._event("checkin.dropped", now, id=dropped.id))
+        if asked is not None:
+            events.append(
+                self._event(
+                    "checkin.asked", now, id=asked.id, moment=asked.kind, prompt=asked.prompt
+                )
+            )
+        return events
 
     def _event(self, kind: str, at: float, **data: Any) -> Event:
         return Event(kind=kind, session_id=self.id, at=at, stage=self.stage.name, data=data)

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from ambiance.core.areas import migrate_area
+from ambiance.core.checkins import Checkins
 from ambiance.core.fitting import Fitted, unfitted
-from ambiance.core.profiles import MAX_FREE_AREAS, Feedback, Profile, learn
+from ambiance.core.profiles import (
+    MAX_FREE_AREAS,
+    Feedback,
+    Hint,
+    Pressure,
+    Profile,
+    learn,
+    learn_checkins,
+)
 from ambiance.core.scenes import Routine
 from ambiance.core.views import FeedbackGiven, stages_reached
 from ambiance.errors import Conflict, InvalidInput, NotFound
@@ -198,6 +208,23 @@ class ProfileBook:
             raise InvalidInput(f"{where}: {first['msg']}") from None
         return self.put(profile) if replace else self.create(profile)
 
+    # --- check-ins ----------------------------------------------------------------------
+
+    def learn_checkins_soon(
+        self, name: str, routine: Routine, taught: Mapping[str, tuple[Pressure, Hint]]
+    ) -> None:
+        """Let a profile learn a session's check-in answers (`learn_checkins`), written with
+        the session's end in one transaction at the end of this turn of the loop: the
+        profile as it is then learns, and a profile deleted meanwhile stays deleted."""
+
+        def change(data: dict[str, Any]) -> dict[str, Any]:
+            migrated, _ = migrate(data)
+            profile = Profile.model_validate(migrated)
+            learned = learn_checkins(profile, routine, taught)
+            return learned.model_dump(mode="json", exclude={"warnings"})
+
+        self.store.profiles.change_soon(name, change, at=self.clock.now())
+
     # --- feedback -----------------------------------------------------------------------
 
     def feedback(self, record: SessionRecord, feedback: Feedback) -> FeedbackTaken:
@@ -228,7 +255,10 @@ class ProfileBook:
             except NotFound:
                 profile = None  # the profile was deleted since: the feedback is kept all the same
             if profile is not None:
-                learned = learn(profile, feedback, routine, reached)
+                # The check-in answers were learned at the session's end: the feedback's
+                # words build on what the stages had after them.
+                answered = _checkin_words(record)
+                learned = learn(profile, feedback, routine, reached, answered)
         at = self.clock.now()
         feedback_id = self.store.feedback.add(
             record.id,
@@ -239,3 +269,10 @@ class ProfileBook:
         )
         given = FeedbackGiven(id=feedback_id, at=at, by=record.profile)
         return FeedbackTaken(given=given, profile=learned, ignored=ignored)
+
+
+def _checkin_words(record: SessionRecord) -> dict[str, Hint]:
+    """The words of a stored session's check-in answers, per stage (none before v6)."""
+    checkins = Checkins(planned=[])
+    checkins.load(record.checkins)
+    return checkins.words()

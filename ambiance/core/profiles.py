@@ -8,7 +8,11 @@ elsewhere). Three things live here:
   and what was learned from their feedback.
 - `adapt(routine, scenes, profile)`: the routine and scenes as this session uses them,
   always within the SAFE BOUNDS below (module constants).
-- `learn(profile, feedback, routine)`: the profile after one session's `Feedback`.
+- `learn(profile, feedback, routine)`: the profile after one session's `Feedback`;
+  `learn_checkins(profile, routine, taught)`: after its pressure check-in answers, at its
+  end (core/checkins.py says which answers count).
+- `pressure_choices(...)`: each hands-on stage's guidance at each pressure level, within
+  the caps, for the check-in answers to move between.
 
 Which pressure a stage gets (`session_pressure`)
     The stage's learned pressure (`stage_pressure[stage]`) if there is one, otherwise
@@ -27,8 +31,12 @@ The learning rule (`learn`)
        firm), "softer" one step down (firm -> medium -> soft; soft stays soft), "right"
        keeps it (and so records it when it was not known yet). For friction the result
        is capped at the overall pressure.
-    2. `last_feedback` becomes exactly this feedback's per-stage words (quoted in the
-       next session's guidance: "Last time: firmer on petrissage.").
+    2. `last_feedback` becomes this feedback's per-stage words (quoted in the next
+       session's guidance: "Last time: firmer on petrissage."), beside the words of the
+       session's check-in answers on stages it does not name (`answered`).
+    Check-in answers were learned at the session's end (`learn_checkins`: a stage's
+    pressure becomes the level its last answer left it at), so rule 1 starts from what
+    the stage had after them: the feedback's word is about that.
     3. A favourite stage named in the feedback is remembered (none named: the old one
        stays). If it is timed, its preferred length grows by 10 % of what it was this
        session, capped at 1.5x the routine's own length (and 60 minutes); it never
@@ -106,12 +114,16 @@ __all__ = [
     "NotToday",
     "Plan",
     "Pressure",
+    "PressureChoice",
     "Profile",
+    "StagePressure",
     "StopSign",
     "UnmatchedAreas",
     "adapt",
     "learn",
+    "learn_checkins",
     "plan",
+    "pressure_choices",
     "session_pressure",
     "stage_seconds",
     "stop_signs",
@@ -1056,6 +1068,68 @@ def _with_set_up(
     return [*mine, *steps]
 
 
+@dataclass(frozen=True)
+class PressureChoice:
+    """A hands-on stage's pressure guidance at one level (what a check-in answer moves to)."""
+
+    shown: Pressure  # the stage's pressure at this level, within every cap
+    line: str | None  # its pressure line, as adapt() would write it
+    steps: tuple[Pressure | None, ...]  # each step's pressure, in the stage's order
+
+
+@dataclass(frozen=True)
+class StagePressure:
+    """Where a hands-on stage's pressure starts, and its guidance at each level."""
+
+    start: Pressure  # the person's level for the stage (session_pressure), before any answer
+    levels: Mapping[Pressure, PressureChoice]  # soft, medium and firm
+
+
+def pressure_choices(
+    written: Routine,
+    adapted: Routine,
+    profile: Profile | None,
+    today: DayCheck | None = None,
+    also: Collection[str] = (),
+) -> dict[str, StagePressure]:
+    """For each hands-on stage of `adapted` (and those named in `also`), the guidance
+    it would have at each level, as if the person had learned that level for it.
+
+    `written` is the routine as its file writes it (whose stages `adapt()` made
+    `adapted`); the caps of `profile`'s health and `today`'s answers apply at every
+    level exactly as in `adapt()`: a level above a cap shows the cap (`shown`), and a
+    step on a capped area or an area of caution keeps its own, lower, pressure. So a
+    check-in answer moves between these, and none of them passes a cap.
+    """
+    who = profile or Profile(name="guest")
+    person = _Person(who, plan(who, today), profile is None)
+    own = {stage.name: stage for stage in written.stages}
+    found: dict[str, StagePressure] = {}
+    for stage in adapted.stages:
+        first = own.get(stage.name)
+        if first is None or _is_prepare(first):
+            continue
+        if not (_hands_on(first, who) or stage.name in also):
+            continue
+        position = adapted.position_of(stage)
+        levels: dict[Pressure, PressureChoice] = {}
+        for level in PRESSURES:
+            # A learned level is what the stage's pressure starts from (session_pressure),
+            # so every other rule (friction, areas, caps) applies to it as it always does.
+            taught = who.model_copy(
+                update={"stage_pressure": {**who.stage_pressure, first.name: level}}
+            )
+            at = _Person(taught, person.plan, person.guest)
+            steps = _stage_steps(first, at, position) or []
+            levels[level] = PressureChoice(
+                shown=at.pressure_on(first, []),
+                line=_pressure_line(first, at, steps),
+                steps=tuple(step.pressure for step in steps),
+            )
+        found[stage.name] = StagePressure(start=session_pressure(who, first), levels=levels)
+    return found
+
+
 def _grown(stage: Stage) -> float | None:
     """A focus stage's length: FOCUS_GROWTH more, within the duration bounds."""
     own = stage.duration
@@ -1073,17 +1147,22 @@ def learn(
     feedback: Feedback,
     routine: Routine,
     reached: Collection[str] | None = None,
+    answered: Mapping[str, Hint] | None = None,
 ) -> Profile:
     """The profile after this feedback on `routine` (the rule: module docstring).
 
     `reached`: the stages the session got to (None: all of them). An answer about any
     other stage is not learned: it speaks of something that did not happen.
+    `answered`: the words of the session's check-in answers, learned already at its end
+    (`learn_checkins`): quoted next time beside the feedback's own, which win.
     Pure: `profile` is left as it was. Raises NotFound for a stage that is not in the
     routine, InvalidInput when the profile would grow past its limits.
     """
     feedback.check(routine)
+    words = {n: h for n, h in (answered or {}).items() if n in {s.name for s in routine.stages}}
     if reached is not None:
         feedback = feedback.about(reached)
+        words = {name: hint for name, hint in words.items() if name in reached}
     stage_pressure = dict(profile.stage_pressure)
     for name, hint in feedback.pressure.items():
         stage = routine.stage(name)
@@ -1106,7 +1185,7 @@ def learn(
         stage_pressure=stage_pressure,
         stage_minutes=stage_minutes,
         favourite_stage=favourite,
-        last_feedback=dict(feedback.pressure),
+        last_feedback={**words, **feedback.pressure},
         sessions=profile.sessions + 1,
     )
     try:
@@ -1114,4 +1193,36 @@ def learn(
     except ValidationError as exc:
         raise InvalidInput(
             f"the profile {profile.name!r} cannot take this feedback: {exc.errors()[0]['msg']}"
+        ) from None
+
+
+def learn_checkins(
+    profile: Profile, routine: Routine, taught: Mapping[str, tuple[Pressure, Hint]]
+) -> Profile:
+    """The profile after a session's check-in answers, at its end: per stage, the level
+    the answer left it at and the answer's word (core/checkins.py says which count).
+
+    Each named stage's learned pressure becomes that level (friction's never above the
+    overall pressure), and `last_feedback` becomes these words, quoted next time. The
+    overall pressure, the favourite and `sessions` are feedback's (`learn`). Pure; a stage
+    the routine does not have is left out.
+    """
+    names = {stage.name: stage for stage in routine.stages}
+    stage_pressure = dict(profile.stage_pressure)
+    words: dict[str, Hint] = {}
+    for name, (level, hint) in taught.items():
+        stage = names.get(name)
+        if stage is None:
+            continue
+        stage_pressure[name] = _at_most(level, profile.pressure) if _is_friction(stage) else level
+        words[name] = hint
+    if not words:
+        return profile
+    data = profile.model_dump()
+    data.update(stage_pressure=stage_pressure, last_feedback=words)
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"the profile {profile.name!r} cannot learn these check-ins: {exc.errors()[0]['msg']}"
         ) from None

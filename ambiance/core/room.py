@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from ambiance.config import RoomConfig
+from ambiance.core.checkins import Answer
 from ambiance.core.coordinator import Coordinator
 from ambiance.core.director import RoomTarget, room_target
 from ambiance.core.engine import Event as EngineEvent
@@ -232,6 +233,7 @@ class Room:
             follows=follows,
             fitted=shaped.fitted,
             today_answered=today is not None,
+            pressure=shaped.pressure,
         )
         self.session = session
         last = self.last_session
@@ -313,7 +315,7 @@ class Room:
                 "of it was done.",
                 detail={**exc.detail, "session": session.id},
             ) from None
-        self._handle(session.reshape(shaped.routine, shaped.scenes, shaped.fitted))
+        self._handle(session.reshape(shaped.routine, shaped.scenes, shaped.fitted, shaped.pressure))
         self._log(session, "today", {})
 
     def _check_turn(self, follows: str, profile: str | None) -> None:
@@ -377,6 +379,13 @@ class Room:
 
     def stop_session(self) -> None:
         self._command("stop", {}, lambda s: s.stop())
+
+    def checkin(self, answer: Answer, checkin_id: str | None = None) -> None:
+        """Answer the open pressure check-in; the pressure wording follows at once."""
+        args = {"answer": answer, **({"id": checkin_id} if checkin_id is not None else {})}
+        self._command(
+            "checkin", args, lambda s: s.answer(answer, checkin_id), "answer a pressure check-in"
+        )
 
     def _command(
         self,
@@ -467,6 +476,7 @@ class Room:
             dnd=self.phones.on if self.phones is not None else False,
             health=self.health_status,
             at=iso(now) or "",
+            checkin=session.checkin_view() if session is not None else None,
         )
 
     def view(self) -> RoomView:
@@ -564,10 +574,24 @@ class Room:
                 )
             )
         self._sync_phones()
-        if session is not None and events and (not timer or session.ended):
+        # A check-in asked by the timer is saved: after a restart it is open again, and
+        # one already answered is not asked twice.
+        asked = any(event.kind.startswith("checkin.") for event in events)
+        if session is not None and events and (not timer or session.ended or asked):
             self._persist(session, soon=True)
+            if session.ended:
+                self._learn_checkins(session)
         self._schedule()
         self._count_sessions()
+
+    def _learn_checkins(self, session: Session) -> None:
+        """At the end, the person's profile learns from the check-in answers: in the same
+        transaction as the session's end, so a restart never learns them twice or loses
+        them (checkins.py says which count; feedback later builds on them)."""
+        taught = session.checkins.learned()
+        if self.profiles is None or session.profile is None or not taught:
+            return
+        self.profiles.learn_checkins_soon(session.profile, session.routine, taught)
 
     def _count_sessions(self) -> None:
         if self.metrics is None:

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -158,6 +159,16 @@ PRESSURES: tuple[Pressure, ...] = ("soft", "medium", "firm")
 Position = Literal["face_down", "side_lying", "seated", "face_up"]
 POSITIONS: tuple[Position, ...] = ("face_down", "side_lying", "seated", "face_up")
 Technique = Literal["effleurage", "petrissage", "friction", "holding"]
+MOST_CHECKINS = 4  # pressure check-ins in a routine: two to four (core/checkins.py)
+
+
+def _seconds(value: float) -> str:
+    minutes, seconds = divmod(round(value), 60)
+    if not minutes:
+        return f"{seconds}s"
+    return f"{minutes}m{seconds:02d}s" if seconds else f"{minutes}m"
+
+
 # The anchored 1-10 scale as the three words: 1-4 soft (3-4 is a soft touch, 1-2 barely
 # touching), 5-6 medium, 7 firm but good. 8 or more makes people hold their breath, tense
 # or flinch: too much for any step to ask for.
@@ -234,6 +245,42 @@ class Guidance(_Model):
         return [step.text for step in self.steps]
 
 
+def _checkin(value: Any) -> Any:
+    # `checkin: true` is one here, as usual; `checkin: false` none in this stage.
+    if isinstance(value, bool):
+        return {"ask": value}
+    if value is not None and not isinstance(value, dict | CheckinSpec):
+        raise ValueError(
+            "write false (no check-in in this stage), true (one here) or {after: 60s, prompt: ...}"
+        )
+    return value
+
+
+class CheckinSpec(_Model):
+    """A stage's own pressure check-in, written in its file (`checkin: {after: 60s}`):
+    when to ask, in the stage's own time, and what; either may be left out for the
+    usual (core/checkins.py). `checkin: false` is `ask: false`: none in this stage."""
+
+    ask: bool = Field(default=True, description="false: no check-in in this stage.")
+    after: Annotated[float | None, BeforeValidator(parse_duration)] = Field(
+        default=None,
+        description="Seconds into the stage (its time actually run), or a text like '1m'.",
+    )
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",
+        description="What to ask, aloud: short, with the 1-10 scale.",
+    )
+
+    @model_validator(mode="after")
+    def _nothing_to_ask(self) -> CheckinSpec:
+        if not self.ask and (self.after is not None or self.prompt is not None):
+            raise ValueError("a stage without a check-in (ask: false) takes no after or prompt")
+        return self
+
+
 class Stage(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     title: str = ""
@@ -248,6 +295,24 @@ class Stage(_Model):
         default=None, description="How the receiver lies or sits; the routine's if left out."
     )
     guidance: Guidance
+    checkin: Annotated[CheckinSpec | None, BeforeValidator(_checkin)] = Field(
+        default=None,
+        description="A pressure check-in here: left out, the routine's usual ones "
+        "(core/checkins.py); `false`: none in this stage; `true` or `{after, prompt}`: "
+        "one here, at `after` into the stage.",
+    )
+
+    @field_validator("checkin")
+    @classmethod
+    def _checkin_within(cls, checkin: CheckinSpec | None, info: ValidationInfo) -> Any:
+        after = checkin.after if checkin is not None else None
+        duration = info.data.get("duration")
+        if after is not None and duration is not None and after >= duration:
+            raise ValueError(
+                f"after: {_seconds(after)} is not within the stage ({_seconds(duration)} "
+                "long): a check-in comes early in the stage, while there is time to act on it"
+            )
+        return checkin
 
     @property
     def timed(self) -> bool:
@@ -274,6 +339,13 @@ class Routine(_Model):
             if stage.name in seen:
                 raise ValueError(f"stage name {stage.name!r} is used twice")
             seen.add(stage.name)
+        own = [s.name for s in stages if s.checkin is not None and s.checkin.ask]
+        if len(own) > MOST_CHECKINS:
+            raise ValueError(
+                f"{len(own)} stages ask for a check-in ({', '.join(own)}): at most "
+                f"{MOST_CHECKINS} in a routine; asked more often, pressure stops being a "
+                "conversation and becomes an interruption"
+            )
         return stages
 
     def stage(self, name: str) -> Stage:

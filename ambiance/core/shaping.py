@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ambiance.core.checkins import pressure_for
 from ambiance.core.fitting import Fitted, fit, reach
-from ambiance.core.profiles import DayCheck, Profile, adapt
+from ambiance.core.profiles import DayCheck, Profile, StagePressure, adapt
 from ambiance.core.scenes import Routine, Scene, Step
 
 __all__ = ["Shaped", "shape"]
@@ -23,6 +24,9 @@ class Shaped:
     routine: Routine
     scenes: dict[str, Scene]  # adapted to the profile; empty: the library's own
     fitted: Fitted | None
+    # What a check-in answer may move each hands-on stage's pressure to, worked out with
+    # every cap of the person's health and today's answers (which are then kept nowhere).
+    pressure: dict[str, StagePressure]
 
 
 def shape(
@@ -50,18 +54,29 @@ def shape(
         # they changed (the command log and the state leave them out).
         routine, adapted = adapt(written, scenes, profile, today)
     if minutes is None:
-        return Shaped(routine, adapted, None)
+        return _shaped(written, routine, adapted, None, profile, today)
     asked = minutes
     if nearest:
         if not any(stage.timed for stage in routine.stages):
-            return Shaped(routine, adapted, None)  # nothing left to time
+            return _shaped(written, routine, adapted, None, profile, today)  # nothing to time
         found = reach(routine, written=written)
         minutes = min(max(minutes, found.shortest), found.longest)
     fitted = Fitted.before(routine, minutes, asked)
     routine = fit(routine, minutes, written=written)
     if fitted.asked is not None:
         routine = _say_length(routine, fitted)
-    return Shaped(routine, adapted, fitted)
+    return _shaped(written, routine, adapted, fitted, profile, today)
+
+
+def _shaped(
+    written: Routine,
+    routine: Routine,
+    scenes: dict[str, Scene],
+    fitted: Fitted | None,
+    profile: Profile | None,
+    today: DayCheck | None,
+) -> Shaped:
+    return Shaped(routine, scenes, fitted, pressure_for(written, routine, profile, today))
 
 
 def _say_length(routine: Routine, fitted: Fitted) -> Routine:

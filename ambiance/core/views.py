@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ambiance.core.scenes import Guidance, Position, Step
+from ambiance.core.checkins import Answer, Kind
+from ambiance.core.scenes import Guidance, Position, Pressure, Step
 from ambiance.core.status import HealthStatus, RoomStatus, Status
 
 if TYPE_CHECKING:
@@ -65,6 +66,40 @@ class StageView(View):
     remaining: float | None = Field(description="Seconds left; null when untimed.")
     position: Position = Field(description="How the receiver lies or sits.")
     guidance: GuidanceView
+    pressure_now: Pressure | None = Field(
+        default=None,
+        description="The stage's pressure as check-in answers left it (within every cap); "
+        "null where hands are not at work.",
+    )
+
+
+class CheckinView(View):
+    """The pressure check-in of the stage now: open (`answered` null) until answered, and
+    gone when the stage ends. What a phone or a speaker says aloud is `prompt`."""
+
+    id: str = Field(description="Give it with the answer to be sure it is this one.")
+    stage: str
+    kind: Kind = Field(description="first strokes, a change of technique, a tight spot, ...")
+    prompt: str = Field(description="What to ask the receiver, aloud.")
+    guidance: str = Field(description="For the giver: the scale, and what to watch for.")
+    asked_at: float = Field(description="Epoch seconds.")
+    answered: Answer | None = Field(description="Null while open.")
+    answered_at: float | None = None
+    now: str | None = Field(
+        default=None,
+        description="Once answered: what to do now (the stage's pressure line begins with it).",
+    )
+
+
+class PlannedCheckin(View):
+    """A check-in in the session's timeline."""
+
+    id: str
+    stage: str
+    at: float = Field(description="Seconds into its stage (the time the stage has run).")
+    kind: Kind
+    prompt: str
+    answer: Answer | None = Field(description="Its answer, once given.")
 
 
 class FeedbackGiven(View):
@@ -138,6 +173,12 @@ class SessionView(View):
     )
     feedback_given: FeedbackGiven | None = Field(
         default=None, description="Its feedback, once given (from any phone)."
+    )
+    checkin: CheckinView | None = Field(
+        default=None, description="The pressure check-in of this stage, asked now."
+    )
+    checkins: list[PlannedCheckin] = Field(
+        default_factory=list, description="Every pressure check-in of the session, in order."
     )
 
 
@@ -291,6 +332,9 @@ class StateMessage(View):
     dnd: bool
     health: HealthStatus
     at: str
+    checkin: CheckinView | None = Field(
+        default=None, description="The pressure check-in asked now, for a speaker to say."
+    )
 
 
 class Health(View):

@@ -67,6 +67,10 @@ ENDS_AVAILABLE = "{{ 'online' if " + ENDS_KNOWN + " else 'offline' }}"
 STAGE_ENDS = "{{ value_json.stage_ends_at if " + ENDS_KNOWN + " else value_json.at }}"
 SESSION_ENDS = "{{ value_json.ends_at if " + ENDS_KNOWN + " else value_json.at }}"
 STATUS = "{{ value_json.status }}"
+CHECKIN = (
+    "{{ value_json.checkin.prompt if value_json.checkin and value_json.checkin.answered is none "
+    "else 'None' }}"
+)
 PROBLEM = "{{ 'ON' if value_json.health == 'degraded' else 'OFF' }}"
 STATUSES = [status.value for status in RoomStatus]
 
@@ -260,18 +264,19 @@ class Discovery:
                 state_topic=state_topic,
                 value_template=SELECT_STATE,
             ),
-            # One button per command the table gives one (next, previous, pause/resume).
+            # One button per button of the table (next, previous, pause/resume, the
+            # check-in's answers).
             *(
                 entity(
                     "button",
-                    command.button.object_id,
-                    command.button.name,
-                    command.button.icon,
+                    button.object_id,
+                    button.name,
+                    button.icon,
                     command_topic=command_topic,
-                    payload_press=_command(command.name),
+                    payload_press=_command(command.name, **button.args),
                 )
                 for command in commands.table()
-                if command.button is not None
+                for button in command.all_buttons
             ),
             # Named apart from the select "Stage", so the two read differently in lists.
             entity(
@@ -281,6 +286,15 @@ class Discovery:
                 "mdi:spa-outline",
                 state_topic=state_topic,
                 value_template=STAGE_TITLE,
+            ),
+            # What the check-in asks now, for a speaker to say ("None" when none is open).
+            entity(
+                "sensor",
+                "checkin",
+                "Check-in",
+                "mdi:account-voice",
+                state_topic=state_topic,
+                value_template=CHECKIN,
             ),
             entity(
                 "sensor",

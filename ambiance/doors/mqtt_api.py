@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 COMMAND_LIMIT = 8 * 1024  # bytes; a command is a few dozen
 SHOWN = 200  # characters of a bad command echoed back in the error
-STATE_EVENTS = ("session.", "stage.", "room.", "device.health")
+STATE_EVENTS = ("session.", "stage.", "checkin.", "room.", "device.health")
 HEALTH_ANSWER = (
     "one of today's answers is not valid (neither which one nor what was sent is repeated "
     "here): each is true, false or null, a 'where' answer may be a list of body areas (ids "

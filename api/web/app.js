@@ -407,9 +407,10 @@ function renderSession() {
     $('stage-title').textContent = stage.title || stage.name;
     $('guidance-summary').textContent = g.summary;
     $('guidance-steps').replaceChildren(...g.steps.map((step) => h('li', { text: step })));
-    note($('guidance-pressure'), 'Pressure', g.pressure);
     note($('guidance-caution'), 'Take care', g.caution);
   }
+  renderPressure(stage); // a check-in answer changes it within the stage
+  renderCheckin(session);
 
   const pulse = $('pulse');
   if (stage.tempo) {
@@ -493,6 +494,57 @@ function tick() {
   }
   const total = left(entry, session.total_remaining, running && stage.timed);
   $('total-left').textContent = total === null ? '' : `${clock(total)} in all`;
+}
+
+// --- pressure check-ins ----------------------------------------------------------------------
+
+const EASE_OFF = 'Ease off now';
+const ANSWER_WORDS = { softer: 'softer', same: 'the same', firmer: 'firmer', too_much: 'too much' };
+
+/** The stage's pressure line, as the check-in answers left it (updated whenever it changes). */
+function renderPressure(stage) {
+  const node = $('guidance-pressure');
+  const text = stage.guidance.pressure;
+  if (node.dataset.text === (text || '')) return;
+  node.dataset.text = text || '';
+  note(node, 'Pressure', text);
+  node.classList.toggle('ease-off', Boolean(text && text.startsWith(EASE_OFF)));
+}
+
+/** The check-in of the stage now: its question and answers while open; once answered, what
+ *  to do now (the server says it: the stage's pressure line begins with it too). */
+function renderCheckin(session) {
+  const section = $('checkin');
+  const checkin = session.checkin;
+  section.hidden = !checkin;
+  if (!checkin) return;
+  section.dataset.checkin = checkin.id;
+  $('checkin-prompt').textContent = checkin.prompt;
+  $('checkin-guidance').textContent = checkin.guidance;
+  const open = checkin.answered === null;
+  $('checkin-label').textContent = open ? 'Check in' : `They said: ${ANSWER_WORDS[checkin.answered] || checkin.answered}`;
+  $('checkin-answers').hidden = !open;
+  $('checkin-guidance').hidden = !open;
+  const said = $('checkin-said');
+  said.hidden = open;
+  if (!open) {
+    said.textContent = checkin.now || '';
+    said.classList.toggle('ease-off', Boolean(checkin.now && checkin.now.startsWith(EASE_OFF)));
+  }
+  for (const button of $('checkin-answers').querySelectorAll('button')) button.disabled = false;
+}
+
+function wireCheckin() {
+  for (const button of $('checkin-answers').querySelectorAll('button')) {
+    button.addEventListener('click', async () => {
+      const id = $('checkin').dataset.checkin;
+      for (const other of $('checkin-answers').querySelectorAll('button')) other.disabled = true;
+      const view = await command(`/rooms/${encodeURIComponent(state.focus)}/session/checkin`,
+        { method: 'POST', body: { answer: button.dataset.answer, id } });
+      if (view) onRoom(view); // at once, without waiting for the stream
+      else for (const other of $('checkin-answers').querySelectorAll('button')) other.disabled = false;
+    });
+  }
 }
 
 // --- session controls -----------------------------------------------------------------------
@@ -857,6 +909,7 @@ async function main() {
   tokenFromAddress();
   window.addEventListener('hashchange', tokenFromAddress); // pasted into an open page
   wireSession();
+  wireCheckin();
   wireFeedback();
   wireToday();
   wireHealth();

@@ -8,6 +8,7 @@ Screenshots of every screen go to docs/screenshots/ (the README shows them).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -388,6 +389,95 @@ async def test_how_long_offers_what_the_routine_can_take_and_the_session_shows_i
         )
         session = core.room("bedroom").session
         assert session is not None and session.fitted is None
+        assert tab.errors == []
+
+
+async def test_a_pressure_check_in_shows_big_with_one_tap_answers(tmp_path: Path) -> None:
+    """The check-in falls due on the server's clock: the question above the fold with four
+    large answers, well apart; an answer changes the pressure wording at once."""
+    async with (
+        service(tmp_path) as (core, clock, app),
+        serve(app) as base,
+        phone(base) as tab,
+    ):
+        page = tab.page
+        await page.goto(base + "/")
+        card = page.locator('.room-card[data-room="bedroom"]')
+        await card.locator("select").nth(1).select_option("sam")
+        await card.get_by_role("button", name="Spa mode").tap()
+        await page.locator("#ready").tap()
+        await expect(page.locator("#stage-title")).to_have_text("Long, gliding strokes")
+        checkin = page.locator("#checkin")
+        await expect(checkin).to_be_hidden()
+        pressure = page.locator("#guidance-pressure")
+        await expect(pressure).to_contain_text("Use medium pressure for Sam here.")
+
+        session = core.room("bedroom").session
+        assert session is not None
+        at = session.checkins.next_at("effleurage")
+        assert at is not None
+        clock.advance(at)
+        await expect(checkin).to_be_visible()
+        await expect(page.locator("#checkin-prompt")).to_have_text(
+            "How is the pressure, 1 to 10? More, less or the same?"
+        )
+        await expect(page.locator("#checkin-guidance")).to_contain_text("held breath")
+        answers = checkin.get_by_role("button")
+        await expect(answers).to_have_text(["Softer", "Same", "Firmer", "Too much"])
+        # Above the fold and clear of the controls at the bottom; big, and well apart.
+        bar = await page.locator("#session .bottom").bounding_box()
+        prompt = await page.locator("#checkin-prompt").bounding_box()
+        assert bar is not None and prompt is not None
+        assert (
+            float(
+                await page.locator("#checkin-prompt").evaluate(
+                    "node => parseFloat(getComputedStyle(node).fontSize)"
+                )
+            )
+            >= 24
+        )
+        boxes = []
+        for index in range(4):
+            box = await answers.nth(index).bounding_box()
+            assert box is not None
+            assert box["height"] >= 64 and box["width"] >= 120, box
+            assert box["y"] >= 0 and box["y"] + box["height"] <= bar["y"], (box, bar)
+            boxes.append(box)
+        for a, b in itertools.combinations(boxes, 2):
+            apart_x = max(b["x"] - (a["x"] + a["width"]), a["x"] - (b["x"] + b["width"]))
+            apart_y = max(b["y"] - (a["y"] + a["height"]), a["y"] - (b["y"] + b["height"]))
+            assert max(apart_x, apart_y) >= 12, (a, b)
+
+        # One tap: the wording changes at once, here and in the stage's pressure line.
+        await answers.nth(0).tap()
+        await expect(page.locator("#checkin-said")).to_have_text(
+            "They asked for softer: lighten a step, to 3-4 of 10."
+        )
+        await expect(page.locator("#checkin-answers")).to_be_hidden()
+        await expect(page.locator("#checkin-label")).to_have_text("They said: softer")
+        await expect(pressure).to_contain_text("Use a soft touch for Sam here.")
+        await expect(pressure).not_to_contain_text("medium pressure")
+
+        # The kneading asks again; "too much" eases off now, plainly.
+        clock.advance(session.deadline - clock.now())  # type: ignore[operator]
+        await expect(page.locator("#stage-title")).to_have_text("Kneading the shoulders")
+        await expect(checkin).to_be_hidden()  # answered in the strokes: gone with them
+        await expect(pressure).to_contain_text("Lighter than planned")
+        at = session.checkins.next_at("petrissage")
+        assert at is not None
+        clock.advance(at)
+        await expect(page.locator("#checkin-answers")).to_be_visible()
+        await checkin.get_by_role("button", name="Too much").tap()
+        await expect(page.locator("#checkin-said")).to_contain_text("Ease off now")
+        await expect(page.locator("#checkin-said")).to_have_class(re.compile(r"\bease-off\b"))
+        await expect(pressure).to_have_class(re.compile(r"\bease-off\b"))
+        await expect(pressure).to_contain_text("Ease off now: it was too much.")
+        assert [
+            c["answer"]
+            for c in (await page.evaluate("fetch('/api/v1/rooms/bedroom').then(r => r.json())"))[
+                "session"
+            ]["checkins"]
+        ] == ["softer", "too_much"]
         assert tab.errors == []
 
 

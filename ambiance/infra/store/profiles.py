@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ambiance.infra.store.database import Database
@@ -23,6 +25,29 @@ class Profiles:
                 " data = excluded.data, updated_at = excluded.updated_at",
                 (name, dumps(data), now, now),
             )
+
+    def change_soon(
+        self, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None], *, at: float
+    ) -> None:
+        """Change a profile at the end of this turn of the running loop, with the writes
+        held for then, in their transaction (writebehind.py): `change(data)` gets the
+        profile's data as it is then and returns the new data (None: no change). A profile
+        deleted meanwhile stays deleted; a `change` that raises is logged, and changes
+        nothing."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT data FROM profiles WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            changed = change(loads_dict(row["data"]))
+            if changed is not None:
+                conn.execute(
+                    "UPDATE profiles SET data = ?, updated_at = ? WHERE name = ?",
+                    (dumps(changed), at, name),
+                )
+            return None
+
+        self.db.defer(None, f"profile {name!r}", write)
 
     def get(self, name: str) -> dict[str, Any] | None:
         with self.db.read() as conn:

@@ -148,9 +148,17 @@ ALTER TABLE sessions ADD COLUMN follows TEXT REFERENCES sessions (id) ON DELETE 
 CREATE INDEX sessions_by_follows ON sessions (follows) WHERE follows IS NOT NULL;
 """
 
+_V6 = """
+-- A session's pressure check-ins (JSON): the answers given, the level each hands-on stage
+-- is at, the one asked now, and the stage's own time run (pauses left out), so that a
+-- restart neither asks an answered one again nor loses an answer. NULL for the sessions
+-- before this version: they had none.
+ALTER TABLE sessions ADD COLUMN checkins TEXT;
+"""
+
 # MIGRATIONS[i] takes a database from version i to i + 1. Append only: a script that has
 # shipped is never edited, since databases out there are already past it.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 SCHEMA_VERSION: Final = len(MIGRATIONS)  # the version `open()` brings a database to
 
 

@@ -50,6 +50,8 @@ class SessionRecord:
     # getting ready (today's answers shape it anew), and each change counts one. Not a
     # column: it tells the store to write the routine again.
     routine_version: int = 0
+    # Its pressure check-ins (engine.Session.record()); None for a session before v6.
+    checkins: dict[str, Any] | None = None
 
     @property
     def active(self) -> bool:
@@ -100,6 +102,7 @@ def _session_from_row(row: sqlite3.Row) -> SessionRecord:
         updated_at=float(row["updated_at"]),
         reached=_reached(row["reached"]),
         follows=None if follows is None else str(follows),
+        checkins=None if row["checkins"] is None else loads_dict(row["checkins"]),
     )
 
 
@@ -245,8 +248,8 @@ class Sessions:
             """
             INSERT INTO sessions (id, room, routine, profile, status,
                 stage_index, started_at, stage_started_at, deadline,
-                paused_remaining, ended_at, updated_at, reached, follows)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                paused_remaining, ended_at, updated_at, reached, follows, checkins)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET
                 room = excluded.room, routine = excluded.routine,
                 profile = excluded.profile,
@@ -256,7 +259,8 @@ class Sessions:
                 deadline = excluded.deadline,
                 paused_remaining = excluded.paused_remaining,
                 ended_at = excluded.ended_at, updated_at = excluded.updated_at,
-                reached = excluded.reached, follows = excluded.follows
+                reached = excluded.reached, follows = excluded.follows,
+                checkins = excluded.checkins
             """,
             (
                 record.id,
@@ -273,6 +277,7 @@ class Sessions:
                 record.updated_at,
                 None if record.reached is None else dumps(record.reached),
                 record.follows,
+                None if record.checkins is None else dumps(record.checkins),
             ),
         )
         if self._routine_saved.get(record.id) != record.routine_version:
