@@ -18,7 +18,7 @@ from ambiance.core.areas import AREAS
 from ambiance.core.fitting import MAX_MINUTES, reach
 from ambiance.core.profiles import PRESSURES, Profile, adapt
 from ambiance.core.scenes import Routine, builtin_scenes_dir, load_library
-from ambiance.core.shaping import shape
+from ambiance.core.shaping import NothingLeft, shape
 
 LIBRARY = load_library([builtin_scenes_dir()])
 MASSAGES = sorted(name for name in LIBRARY.routines if name != "quiet-room")
@@ -87,3 +87,17 @@ def test_a_fitted_session_keeps_every_rule_of_its_person(routine: str, case: str
             text = " ".join(t for stage in fitted.stages for t in stage.guidance.texts)
             assert "oil: almond" not in text.lower(), where
             assert "grapeseed, sunflower or jojoba" in text, where
+
+
+def test_a_routine_with_nothing_left_for_the_person_is_refused_naming_it() -> None:
+    """Legs and feet for someone with varicose veins in the legs: every stage works an
+    area left out, so there is no massage to give; the refusal says to choose another."""
+    written = LIBRARY.routine("legs-and-feet")
+    profile = Profile.model_validate({"name": "sam", "health": {"varicose_veins": True}})
+    with pytest.raises(NothingLeft) as refused:
+        shape(written, LIBRARY.scenes, profile, None, 20)
+    assert refused.value.code == "nothing_left_to_do"
+    assert "'legs-and-feet'" in refused.value.message
+    assert "choose another routine" in refused.value.message
+    # Another routine is fine for them.
+    assert shape(LIBRARY.routine("back-and-shoulders"), LIBRARY.scenes, profile, None, None)

@@ -11,12 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ambiance.core.checkins import pressure_for
+from ambiance.core.checkins import pressure_for, technique
 from ambiance.core.fitting import Fitted, fit, reach
 from ambiance.core.profiles import DayCheck, Profile, StagePressure, adapt
 from ambiance.core.scenes import Routine, Scene, Step
+from ambiance.errors import Conflict
 
-__all__ = ["Shaped", "shape"]
+__all__ = ["NothingLeft", "Shaped", "shape"]
+
+
+class NothingLeft(Conflict):
+    """Every hands-on stage of the routine works an area left out for this person (HTTP
+    409): a legs routine for someone with varicose veins in the legs. Starting it would
+    be a massage with no massage in it; another routine would do."""
+
+    code = "nothing_left_to_do"
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,13 @@ def shape(
         # Today's answers are used here and kept nowhere: the adapted routine says what
         # they changed (the command log and the state leave them out).
         routine, adapted = adapt(written, scenes, profile, today)
+        if _hands_on(written) and not _hands_on(routine):
+            raise NothingLeft(
+                f"nothing of the routine {written.name!r} is left: every stage of it works "
+                "an area left out for this person (their health, today's answers or the "
+                "areas they avoid); choose another routine",
+                detail={"routine": written.name},
+            )
     if minutes is None:
         return _shaped(written, routine, adapted, None, profile, today)
     asked = minutes
@@ -66,6 +82,10 @@ def shape(
     if fitted.asked is not None:
         routine = _say_length(routine, fitted)
     return _shaped(written, routine, adapted, fitted, profile, today)
+
+
+def _hands_on(routine: Routine) -> bool:
+    return any(technique(stage) is not None for stage in routine.stages)
 
 
 def _shaped(
