@@ -34,6 +34,10 @@ from tests.mqtt_fixtures import mqtt_settings
 pytestmark = pytest.mark.anyio
 
 CHROMIUM = Path("/usr/bin/chromium")
+LAN_HOST = "ambiance.test"
+# Where a test opens the page: on this machine (a secure context), or as a phone on the
+# home network sees it (plain HTTP to a name: not one).
+ORIGINS = ["loopback", "lan"]
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,6 +46,10 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # A phone on the home network opens the page by the machine's name, which is not a
+    # secure context (no wake lock, no service worker); 127.0.0.1 is one, and would hide
+    # that. This name maps to loopback for the tests that open the page as a phone does.
+    f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -110,6 +118,22 @@ async def service(
         yield core, clock, create_app(core)
 
 
+@asynccontextmanager
+async def serve_at(app: FastAPI, origin: str) -> AsyncIterator[str]:
+    """Serve `app` (tests/http_server.py); its base URL as a phone at `origin` opens it."""
+    async with serve(app) as base:
+        yield base.replace("127.0.0.1", LAN_HOST) if origin == "lan" else base
+
+
+def loopback(base: str) -> str:
+    """The same server from this test's own HTTP client (the LAN name is the browser's)."""
+    return base.replace(LAN_HOST, "127.0.0.1")
+
+
+async def secure(page: Page) -> bool:
+    return bool(await page.evaluate("window.isSecureContext"))
+
+
 def light(page: Page, where: str, light_id: str = "1") -> tuple[Locator, Locator]:
     """The text and the bulb of one light in a room panel (`where` is a CSS scope)."""
     scope = page.locator(f'{where} [data-light="{light_id}"]')
@@ -120,14 +144,18 @@ async def background(locator: Locator) -> str:
     return str(await locator.evaluate("node => getComputedStyle(node).backgroundColor"))
 
 
-async def test_a_whole_massage_from_the_phone(tmp_path: Path, mosquitto: Mosquitto) -> None:
+@pytest.mark.parametrize("origin", ORIGINS)
+async def test_a_whole_massage_from_the_phone(
+    tmp_path: Path, origin: str, mosquitto: Mosquitto
+) -> None:
     async with (
         service(tmp_path, mosquitto) as (core, clock, app),
-        serve(app) as base,
+        serve_at(app, origin) as base,
         phone(base) as tab,
     ):
         page = tab.page
         await page.goto(base + "/")
+        assert await secure(page) is (origin == "loopback")  # a phone on the LAN: not
 
         # Home: the room, its routine and whom it is for.
         card = page.locator('.room-card[data-room="bedroom"]')
@@ -228,7 +256,7 @@ async def test_a_whole_massage_from_the_phone(tmp_path: Path, mosquitto: Mosquit
         await expect(card.locator(".rate")).to_be_hidden()
 
         # The feedback reached the store.
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=loopback(base), timeout=10) as client:
             (summary,) = (await client.get("/api/v1/sessions", params={"room": "bedroom"})).json()
             detail = (await client.get(f"/api/v1/sessions/{summary['id']}")).json()
         (stored,) = detail["feedback"]
@@ -248,12 +276,13 @@ async def test_a_whole_massage_from_the_phone(tmp_path: Path, mosquitto: Mosquit
         assert tab.errors == []
 
 
-async def test_two_phones_feedback_once_then_your_turn(tmp_path: Path) -> None:
+@pytest.mark.parametrize("origin", ORIGINS)
+async def test_two_phones_feedback_once_then_your_turn(tmp_path: Path, origin: str) -> None:
     """Two phones on one massage: the form asks only about what happened, the second phone
     is told the feedback was given, and offers "Your turn?" for the other person."""
     async with (
         service(tmp_path) as (core, _, app),
-        serve(app) as base,
+        serve_at(app, origin) as base,
         phone(base) as one,
         phone(base) as two,
     ):
@@ -303,7 +332,7 @@ async def test_two_phones_feedback_once_then_your_turn(tmp_path: Path) -> None:
             await expect(tab.page.locator("#session-where")).to_contain_text("for Alex · 1 of 4")
 
         # The two sessions are linked in the history; Sam learned once.
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=loopback(base), timeout=10) as client:
             history = (await client.get("/api/v1/sessions", params={"room": "bedroom"})).json()
             second, first = history
             detail = (await client.get(f"/api/v1/sessions/{first['id']}")).json()
@@ -316,14 +345,16 @@ async def test_two_phones_feedback_once_then_your_turn(tmp_path: Path) -> None:
         assert one.errors == [] and two.errors == []
 
 
+@pytest.mark.parametrize("origin", ORIGINS)
 async def test_how_long_offers_what_the_routine_can_take_and_the_session_shows_it(
     tmp_path: Path,
+    origin: str,
 ) -> None:
     async with (
         service(tmp_path) as (core, _, app),
-        serve(app) as base,
+        serve_at(app, origin) as base,
         phone(base) as tab,
-        httpx.AsyncClient(base_url=base, timeout=10) as client,
+        httpx.AsyncClient(base_url=loopback(base), timeout=10) as client,
     ):
         page = tab.page
         await page.goto(base + "/")
@@ -392,16 +423,20 @@ async def test_how_long_offers_what_the_routine_can_take_and_the_session_shows_i
         assert tab.errors == []
 
 
-async def test_a_pressure_check_in_shows_big_with_one_tap_answers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("origin", ORIGINS)
+async def test_a_pressure_check_in_shows_big_with_one_tap_answers(
+    tmp_path: Path, origin: str
+) -> None:
     """The check-in falls due on the server's clock: the question above the fold with four
     large answers, well apart; an answer changes the pressure wording at once."""
     async with (
         service(tmp_path) as (core, clock, app),
-        serve(app) as base,
+        serve_at(app, origin) as base,
         phone(base) as tab,
     ):
         page = tab.page
         await page.goto(base + "/")
+        assert await secure(page) is (origin == "loopback")  # a phone on the LAN: not
         card = page.locator('.room-card[data-room="bedroom"]')
         await card.locator("select").nth(1).select_option("sam")
         await card.get_by_role("button", name="Spa mode").tap()

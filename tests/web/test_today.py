@@ -16,7 +16,7 @@ from ambiance.core.engine import Session
 from ambiance.core.scenes import Routine
 from ambiance.service import Ambiance
 from tests.http_server import serve
-from tests.web.test_app import phone, service
+from tests.web.test_app import ORIGINS, phone, serve_at, service
 
 pytestmark = pytest.mark.anyio
 
@@ -49,12 +49,14 @@ async def spa_mode(page: Page, base: str, profile: str = "sam") -> None:
     await expect(page.locator("#stage-left")).to_have_text("when you're ready")
 
 
+@pytest.mark.parametrize("origin", ORIGINS)
 async def test_the_days_questions_while_getting_ready_leave_a_sore_area_out(
     tmp_path: Path,
+    origin: str,
 ) -> None:
     async with (
         service(tmp_path) as (core, _, app),
-        serve(app) as base,
+        serve_at(app, origin) as base,
         phone(base) as one,
         phone(base) as two,
     ):
@@ -98,10 +100,13 @@ async def test_the_days_questions_while_getting_ready_leave_a_sore_area_out(
         assert one.errors == [] and two.errors == []
 
 
-async def test_a_fever_says_why_and_just_the_quiet_room_starts_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("origin", ORIGINS)
+async def test_a_fever_says_why_and_just_the_quiet_room_starts_it(
+    tmp_path: Path, origin: str
+) -> None:
     async with (
         service(tmp_path) as (core, _, app),
-        serve(app) as base,
+        serve_at(app, origin) as base,
         phone(base) as one,
         phone(base) as two,
     ):
